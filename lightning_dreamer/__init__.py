@@ -1,0 +1,4 @@
+"""lightning_dreamer: model-based RL from pixels (World Models, Dreamer V1, Dreamer V2) on
+PyTorch Lightning and TorchRL."""
+
+__version__ = "0.1.0"

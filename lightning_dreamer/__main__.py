@@ -1,0 +1,230 @@
+"""Command line: ``python -m lightning_dreamer {fit,eval,algos} ...``
+
+fit   --config A.yaml [--config preset.yaml ...] [key=value | --key value ...]
+      [--trainer.OPTION VALUE ...] [--ckpt_path PATH|last] [--print_config]
+eval  --ckpt PATH [--episodes N] [--video FILE.mp4|.gif] [--seed S]
+algos list the registered algorithms
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import warnings
+
+USAGE = __doc__
+
+
+class CLIError(Exception):
+    pass
+
+
+def _split_overrides(extra: list[str]) -> list[str]:
+    """Turn ``--a.b v``, ``--a.b=v`` and ``a.b=v`` into OmegaConf dotlist entries."""
+    out, i = [], 0
+    while i < len(extra):
+        arg = extra[i]
+        if arg.startswith("--"):
+            key = arg[2:]
+            if "=" in key:
+                out.append(key)
+            elif i + 1 < len(extra) and not extra[i + 1].startswith("--"):
+                out.append(f"{key}={extra[i + 1]}")
+                i += 1
+            else:
+                raise CLIError(f"option '{arg}' needs a value (write --{key} VALUE or {key}=VALUE)")
+        elif "=" in arg:
+            out.append(arg)
+        else:
+            raise CLIError(f"unexpected argument '{arg}': overrides look like key=value, e.g. env.name=cartpole_swingup")
+        i += 1
+    return out
+
+
+def _load_checkpoint(path: str) -> dict:
+    import torch
+
+    if not os.path.isfile(path):
+        raise CLIError(f"checkpoint not found: {path}")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as err:
+        raise CLIError(f"cannot read checkpoint {path}: it is corrupt or not a lightning_dreamer checkpoint ({type(err).__name__})") from None
+    if not isinstance(ckpt, dict) or "config" not in ckpt.get("hyper_parameters", {}):
+        raise CLIError(f"{path} is not a lightning_dreamer checkpoint (no config inside)")
+    return ckpt
+
+
+def _set_threads(cfg, processes: int) -> None:
+    import torch
+
+    threads = cfg.run.threads or max(1, (os.cpu_count() or 1) // max(1, processes))
+    torch.set_num_threads(threads)
+
+
+def _trainer_kwargs(cfg, run_dir: str):
+    from lightning.pytorch.callbacks import ModelCheckpoint
+    from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger, WandbLogger
+    from lightning.pytorch.strategies import DDPStrategy
+    from omegaconf import OmegaConf
+
+    from lightning_dreamer.callbacks import EvalCallback, ProgressBar, VideoCallback
+
+    loggers = []
+    allowed = ("csv", "tensorboard", "wandb")
+    for name in cfg.run.loggers:
+        if name not in allowed:
+            raise CLIError(f"unknown logger '{name}' in run.loggers. Allowed: {', '.join(allowed)}")
+    if "csv" in cfg.run.loggers:
+        loggers.append(CSVLogger(run_dir, name="logs", version="csv"))
+    if "tensorboard" in cfg.run.loggers:
+        loggers.append(TensorBoardLogger(run_dir, name="logs", version="tensorboard", default_hp_metric=False))
+    if "wandb" in cfg.run.loggers:
+        os.environ.setdefault("WANDB_MODE", "offline")  # no account, no prompt, unless the user set a server
+        os.environ.setdefault("WANDB_SILENT", "true")
+        loggers.append(WandbLogger(save_dir=run_dir, project="lightning_dreamer", name=os.path.basename(run_dir.rstrip("/"))))
+    opt_steps = 3  # optimizer steps per update (world model, actor, critic) as counted by trainer.global_step
+    callbacks = [
+        ModelCheckpoint(dirpath=os.path.join(run_dir, "checkpoints"), filename="last", enable_version_counter=False,
+                        every_n_train_steps=cfg.run.checkpoint_every * opt_steps, save_top_k=1),
+        EvalCallback(cfg.run.eval_every, cfg.run.eval_episodes),
+        VideoCallback(cfg.run.video_every),
+    ]
+    user = OmegaConf.to_container(cfg.trainer, resolve=True)
+    if user.get("enable_progress_bar", True):
+        callbacks.append(ProgressBar())
+    kwargs = dict(max_epochs=1, logger=loggers or False, callbacks=callbacks, default_root_dir=run_dir,
+                  log_every_n_steps=cfg.run.log_every, num_sanity_val_steps=0, use_distributed_sampler=False,
+                  limit_val_batches=0)
+    kwargs.update(user)
+    if kwargs.get("strategy") == "ddp":
+        # World model, actor and critic are separate backward passes; each touches only its own
+        # parameters, so DDP must look for unused parameters.
+        kwargs["strategy"] = DDPStrategy(find_unused_parameters=True)
+    return kwargs
+
+
+def cmd_fit(args: argparse.Namespace, extra: list[str]) -> int:
+    from omegaconf import OmegaConf
+
+    from lightning_dreamer.config import load_config, to_dict
+
+    overrides = _split_overrides(extra)
+    ckpt_path = args.ckpt_path
+    configs = list(args.config or [])
+    if ckpt_path and ckpt_path != "last" and not configs:
+        # Resume without YAML: the config travels inside the checkpoint.
+        from lightning_dreamer.config import config_from_dict
+
+        stored = _load_checkpoint(ckpt_path)["hyper_parameters"]["config"]
+        merged = OmegaConf.merge(OmegaConf.create(stored), OmegaConf.from_dotlist(overrides))
+        cfg = config_from_dict(OmegaConf.to_container(merged))
+    else:
+        cfg = load_config(configs, overrides)
+    if args.print_config:
+        print(OmegaConf.to_yaml(cfg, resolve=True), end="")
+        return 0
+    run_dir = cfg.run.dir
+    last = os.path.join(run_dir, "checkpoints", "last.ckpt")
+    if ckpt_path == "last":
+        if not os.path.isfile(last):
+            raise CLIError(f"--ckpt_path last: no checkpoint at {last} (run.dir={run_dir})")
+        ckpt_path = last
+    if ckpt_path:
+        _load_checkpoint(ckpt_path)
+    child = "LOCAL_RANK" in os.environ and os.environ.get("LOCAL_RANK") != "0"
+    if not ckpt_path and os.path.exists(last) and not child:
+        raise CLIError(f"{run_dir} already holds a run ({last}). Resume it with --ckpt_path last, "
+                       "or choose another directory with run.dir=...")
+
+    import lightning as L
+
+    from lightning_dreamer.registry import get_algo
+
+    warnings.filterwarnings("ignore", ".*does not have many workers.*")
+    warnings.filterwarnings("ignore", ".*IterableDataset.*__len__.*")
+    warnings.filterwarnings("ignore", ".*no pre-optimization state was saved.*")
+    warnings.filterwarnings("ignore", ".*isinstance\\(treespec, LeafSpec\\)` is deprecated.*")
+    trainer_kwargs = _trainer_kwargs(cfg, run_dir)
+    devices = trainer_kwargs.get("devices", 1)
+    _set_threads(cfg, devices if isinstance(devices, int) and devices > 0 else 1)
+    L.seed_everything(cfg.run.seed, verbose=False)
+    module = get_algo(cfg.algo)(to_dict(cfg))
+    trainer = L.Trainer(**trainer_kwargs)
+    trainer.fit(module, ckpt_path=ckpt_path)
+    trainer.save_checkpoint(last)  # final state, replay included
+    if trainer.is_global_zero:
+        print(f"done: {module.env_steps:,} env steps, {module.updates:,} updates")
+        print(f"checkpoint: {last}")
+        print(f"logs:       {os.path.join(run_dir, 'logs')} (csv: {os.path.join(run_dir, 'logs', 'csv', 'metrics.csv')})")
+        if cfg.run.eval_every:
+            print(f"evaluation: {os.path.join(run_dir, 'eval.csv')}")
+        print(f"evaluate:   python -m lightning_dreamer eval --ckpt {last} --episodes 5 --video {os.path.join(run_dir, 'eval.mp4')}")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace, extra: list[str]) -> int:
+    import numpy as np
+    import torch
+
+    from lightning_dreamer.callbacks import write_video
+    from lightning_dreamer.config import config_from_dict
+    from lightning_dreamer.envs import make_env
+    from lightning_dreamer.registry import get_algo
+
+    if extra:
+        raise CLIError(f"unexpected arguments for eval: {' '.join(extra)}")
+    if args.episodes < 1:
+        raise CLIError(f"--episodes must be >= 1, got {args.episodes}")
+    ckpt = _load_checkpoint(args.ckpt)
+    cfg = config_from_dict(ckpt["hyper_parameters"]["config"])
+    torch.set_num_threads(cfg.run.threads or (os.cpu_count() or 1))
+    torch.manual_seed(args.seed)
+    module = get_algo(cfg.algo)(ckpt["hyper_parameters"]["config"])
+    module.load_state_dict(ckpt["state_dict"])
+    env = make_env(cfg.env, seed=args.seed)
+    returns, lengths, frames = module.evaluate(env, args.episodes, record_first=bool(args.video))
+    print(f"{cfg.algo} on {cfg.env.suite}:{cfg.env.name} ({ckpt.get('lightning_dreamer', {}).get('updates', '?')} updates)")
+    print(f"return over {len(returns)} episodes: {np.mean(returns):.1f} ± {np.std(returns):.1f} "
+          f"(min {np.min(returns):.1f}, max {np.max(returns):.1f}, mean length {np.mean(lengths):.0f})")
+    if args.video:
+        if not frames:
+            raise CLIError("this agent has no pixel observations to record (env.obs=state)")
+        print(f"video: {write_video(args.video, frames)}")
+    return 0
+
+
+def cmd_algos(args, extra) -> int:
+    from lightning_dreamer.registry import list_algos
+
+    print("\n".join(list_algos()))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m lightning_dreamer", description=USAGE,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    fit = sub.add_parser("fit", help="train (or resume) an agent")
+    fit.add_argument("--config", action="append", help="YAML file; repeat to overlay presets")
+    fit.add_argument("--ckpt_path", help="resume from this checkpoint, or 'last' for <run.dir>/checkpoints/last.ckpt")
+    fit.add_argument("--print_config", action="store_true", help="print the merged config and exit")
+    ev = sub.add_parser("eval", help="play episodes with a trained checkpoint")
+    ev.add_argument("--ckpt", required=True)
+    ev.add_argument("--episodes", type=int, default=10)
+    ev.add_argument("--video", help="write the first episode to this .mp4 or .gif")
+    ev.add_argument("--seed", type=int, default=12345)
+    sub.add_parser("algos", help="list registered algorithms")
+    args, extra = parser.parse_known_args(argv)
+    from lightning_dreamer.config import ConfigError
+
+    try:
+        return {"fit": cmd_fit, "eval": cmd_eval, "algos": cmd_algos}[args.command](args, extra)
+    except (ConfigError, CLIError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

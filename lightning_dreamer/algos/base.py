@@ -1,0 +1,212 @@
+"""Shared plumbing of the model-based agents: environment, replay, collection paced by the
+train ratio, counters, and everything a checkpoint must carry to resume a run.
+
+The Trainer drives it like this::
+
+    setup("fit")          build this rank's env, replay and collector (seeded by rank)
+    on_fit_start          random prefill, or the saved replay when resuming
+    loop:
+      DataLoader          yields a (B, T) batch sampled from replay
+      on_train_batch_start   collect the agent steps owed by the train ratio (policy, no_grad)
+                             or return -1 (ends fit) once the env-step budget is spent
+      training_step       the algorithm's update (manual optimisation)
+      on_train_batch_end  count the update
+    on_save_checkpoint    counters + ratio in the checkpoint; replay + RNG next to it (per rank)
+
+Subclasses provide: ``config_class``, ``build(obs_shapes, action_dim, discrete)``,
+``training_step`` and ``act``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import time
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from lightning_dreamer.config import config_from_dict
+from lightning_dreamer.data import Collector, Replay, ReplayBatches, TrainRatio, run_episodes
+from lightning_dreamer.envs import make_env
+
+_SPEC_CACHE: dict = {}
+
+
+def env_signature(env_cfg) -> tuple[dict, int, bool]:
+    """(observation shapes, action dim, discrete?) of an env config, built once and cached."""
+    key = repr(sorted((k, str(v)) for k, v in env_cfg.items()))
+    if key not in _SPEC_CACHE:
+        env = make_env(env_cfg, seed=0)
+        shapes = {k: tuple(env.observation_spec[k].shape) for k in ("pixels", "state") if k in env.observation_spec.keys()}
+        collector = Collector(env)
+        _SPEC_CACHE[key] = (shapes, collector.action_dim, collector.discrete)
+        env.close()
+    return _SPEC_CACHE[key]
+
+
+def _rng_state(generator: torch.Generator) -> dict:
+    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate(),
+            "collector": generator.get_state()}
+
+
+def _set_rng_state(state: dict, generator: torch.Generator) -> None:
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(state["numpy"])
+    random.setstate(state["python"])
+    generator.set_state(state["collector"])
+
+
+class RLModule(L.LightningModule):
+    config_class: type = None  # set by subclasses
+
+    def __init__(self, config: dict):
+        super().__init__()
+        self.save_hyperparameters({"config": config})
+        self.cfg = config_from_dict(config)
+        self.automatic_optimization = False
+        self.obs_shapes, self.action_dim, self.discrete = env_signature(self.cfg.env)
+        self.obs_keys = tuple(self.obs_shapes)
+        # Counters (all ranks step in lock-step, so they are the same everywhere).
+        self.policy_steps = 0  # agent steps taken by this rank
+        self.updates = 0  # gradient updates (one world model + actor + critic step each)
+        self.episodes = 0
+        self.last_return = math.nan
+        self._resume_state: dict | None = None
+        self._update_times: list[float] = []
+        self.build()
+
+    # ------------------------------------------------------------------ to override
+    def build(self) -> None:
+        raise NotImplementedError
+
+    def act(self, obs: dict, is_first: torch.Tensor, state, explore: bool = True):
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ counters
+    @property
+    def world_size(self) -> int:
+        return self.trainer.world_size if self._trainer is not None else 1
+
+    @property
+    def env_steps(self) -> int:
+        """Environment frames over all ranks: agent steps x action repeat x ranks."""
+        return self.policy_steps * self.cfg.env.action_repeat * self.world_size
+
+    def budget_spent(self) -> bool:
+        return self.env_steps >= self.cfg.run.total_env_steps
+
+    # ------------------------------------------------------------------ lifecycle
+    def _rank_dir(self, kind: str) -> str:
+        return os.path.join(self.cfg.run.dir, "replay", f"{kind}-rank{self.global_rank}")
+
+    def setup(self, stage: str) -> None:
+        if stage != "fit":
+            return
+        seed = self.cfg.run.seed + 1000 * self.global_rank
+        torch.manual_seed(seed)
+        np.random.seed(seed % 2**32)
+        random.seed(seed)
+        r = self.cfg.replay
+        self.replay = Replay(r.capacity, r.batch_size, r.seq_len, scratch_dir=self._rank_dir("live"))
+        # TorchRL envs are nn.Modules: keep them out of the module tree (state_dict, .to(), DDP).
+        object.__setattr__(self, "env", make_env(self.cfg.env, seed=seed))
+        self.collector = Collector(self.env, self.replay, self.obs_keys, torch.Generator().manual_seed(seed))
+        self.ratio = TrainRatio(r.train_ratio, r.batch_size * r.seq_len, r.pretrain)
+
+    def train_dataloader(self) -> DataLoader:
+        return DataLoader(ReplayBatches(self.replay.sample), batch_size=None, num_workers=0)
+
+    def on_fit_start(self) -> None:
+        if self._resume_state is not None:
+            self.replay.load(self._rank_dir("saved"))
+            _set_rng_state(self.replay.extra["rng"], self.collector.generator)
+            self.print(f"resumed: {self.env_steps:,} env steps, {self.updates:,} updates, replay {len(self.replay):,} steps")
+            self._resume_state = None
+        else:
+            self.collector.step(self.cfg.replay.prefill)
+            self.policy_steps += self.cfg.replay.prefill
+        while not self.replay.ready():  # episodes shorter than seq_len: keep collecting
+            self.collector.step(self.cfg.replay.seq_len)
+            self.policy_steps += self.cfg.replay.seq_len
+        self._record_episodes(log=False)
+        self.print(self.replay.describe())
+
+    def _policy(self, obs, is_first, state):
+        obs = {k: v.to(self.device) for k, v in obs.items()}
+        return self.act(obs, is_first.to(self.device), state, explore=True)
+
+    def on_train_batch_start(self, batch, batch_idx: int):
+        if self.budget_spent():
+            return -1
+        steps = self.ratio.owed()
+        if steps:
+            was_training = self.training
+            self.eval()
+            with torch.no_grad():
+                self.collector.step(steps, self._policy)
+            self.train(was_training)
+            self.policy_steps += steps
+            self._record_episodes()
+        self._step_started = time.perf_counter()
+        return None
+
+    def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
+        self.updates += 1
+        self._update_times = (self._update_times + [time.perf_counter() - self._step_started])[-20:]
+        self.log_dict({"progress/env_steps": float(self.env_steps), "progress/updates": float(self.updates)},
+                      on_step=True, on_epoch=False)
+
+    def _record_episodes(self, log: bool = True) -> None:
+        for ret, length in self.collector.pop_finished():
+            self.episodes += 1
+            self.last_return = ret
+            if log:
+                self.log_dict({"train/return": ret, "train/length": float(length)}, on_step=True, on_epoch=False)
+
+    def updates_per_second(self) -> float:
+        return len(self._update_times) / sum(self._update_times) if self._update_times else math.nan
+
+    # ------------------------------------------------------------------ evaluation
+    @torch.no_grad()
+    def evaluate(self, env, episodes: int, record_first: bool = False):
+        """Play ``episodes`` with the deterministic policy: (returns, lengths, frames)."""
+        was_training = self.training
+        self.eval()
+
+        def policy(obs, is_first, state):
+            return self.act({k: v.to(self.device) for k, v in obs.items()}, is_first.to(self.device), state, explore=False)
+
+        try:
+            return run_episodes(env, policy, episodes, self.obs_keys, record_first)
+        finally:
+            self.train(was_training)
+
+    # ------------------------------------------------------------------ checkpoints
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["lightning_dreamer"] = {
+            "policy_steps": self.policy_steps,
+            "updates": self.updates,
+            "episodes": self.episodes,
+            "last_return": self.last_return,
+            "ratio": self.ratio.state_dict() if hasattr(self, "ratio") else None,
+            "world_size": self.world_size,
+        }
+        if hasattr(self, "replay"):
+            self.replay.extra = {"rng": _rng_state(self.collector.generator)}
+            self.replay.save(self._rank_dir("saved"))
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        state = checkpoint.get("lightning_dreamer")
+        if state is None:
+            return
+        self.policy_steps = state["policy_steps"] * state.get("world_size", 1) // max(self.world_size, 1)
+        self.updates = state["updates"]
+        self.episodes = state["episodes"]
+        self.last_return = state["last_return"]
+        if hasattr(self, "ratio") and state["ratio"] is not None:
+            self.ratio.load_state_dict(state["ratio"])
+        self._resume_state = state

@@ -1,0 +1,214 @@
+"""Configuration: a typed schema, YAML loading with OmegaConf, and one-line errors.
+
+A run's configuration has five sections::
+
+    algo:     name of a registered algorithm ("dreamer_v2", ...)
+    env:      EnvConfig      -> lightning_dreamer.envs.make_env
+    replay:   ReplayConfig   -> lightning_dreamer.data
+    run:      RunConfig      -> the CLI (run directory, budget, logging, checkpoints)
+    model:    the algorithm's own dataclass (keys = constructor arguments of its nets)
+    trainer:  free-form keyword arguments of ``lightning.Trainer`` (validated against its signature)
+
+YAML files are merged left to right (so size presets are overlays), then dotted
+``key=value`` overrides from the command line. Interpolation (``${env.name}``) works.
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+from dataclasses import dataclass, field
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import (
+    ConfigAttributeError,
+    ConfigKeyError,
+    GrammarParseError,
+    InterpolationResolutionError,
+    OmegaConfBaseException,
+    ValidationError,
+)
+
+
+class ConfigError(ValueError):
+    """A user-facing configuration problem; the CLI prints it on one line, no traceback."""
+
+
+@dataclass
+class EnvConfig:
+    # Which family of environments: "dmc" (dm_control), "atari" (ALE via gymnasium) or
+    # "gym" (any gymnasium id, including "some.module:MyEnv-v0" for your own environments).
+    suite: str = "dmc"
+    # dmc: "<domain>_<task>" (e.g. cartpole_swingup); atari: the game (e.g. Pong); gym: the env id.
+    name: str = "cartpole_swingup"
+    # What the agent sees: "pixels" (an image), "state" (a flat vector) or "both".
+    obs: str = "pixels"
+    # Square image side after resizing; frames are stored as uint8.
+    image_size: int = 64
+    # Convert frames to one grey channel (Atari).
+    grayscale: bool = False
+    # Each agent action is repeated this many times; rewards are summed.
+    action_repeat: int = 2
+    # Max-pool the last two frames of an action repeat (Atari flicker).
+    max_pool: bool = False
+    # Probability of repeating the previous action instead of the new one (ALE v5: 0.25).
+    sticky_actions: float = 0.0
+    # Episode cap in agent steps (after action repeat); 0 keeps the environment's own limit.
+    time_limit: int = 0
+    # Extra keyword arguments for gymnasium.make / the ALE.
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ReplayConfig:
+    # Transitions kept per rank (oldest are overwritten).
+    capacity: int = 1_000_000
+    # Sequences per batch (B) and their length (T).
+    batch_size: int = 16
+    seq_len: int = 50
+    # Replayed steps (B*T per update) per agent step: updates happen every B*T/train_ratio agent steps.
+    train_ratio: float = 160.0
+    # Agent steps collected with a uniformly random policy before training starts.
+    prefill: int = 1000
+    # Gradient updates on the prefill data before collection resumes.
+    pretrain: int = 100
+
+
+@dataclass
+class RunConfig:
+    # Where checkpoints, logs, videos and the replay buffer of this run live.
+    dir: str = "runs/${algo}-${env.suite}-${env.name}"
+    seed: int = 0
+    # Stop after this many environment frames (agent steps x action_repeat), summed over ranks.
+    total_env_steps: int = 100_000
+    # Save <dir>/checkpoints/last.ckpt (with the replay buffer) every N gradient updates.
+    checkpoint_every: int = 1000
+    # Log scalars every N gradient updates.
+    log_every: int = 50
+    # Run evaluation episodes every N environment frames (0 disables).
+    eval_every: int = 10_000
+    eval_episodes: int = 1
+    # Write real-vs-imagined videos every N environment frames (0 disables).
+    video_every: int = 0
+    # Any of "csv", "tensorboard", "wandb" (wandb runs offline unless WANDB_MODE says otherwise).
+    loggers: list[str] = field(default_factory=lambda: ["csv", "tensorboard"])
+    # Torch threads per process; 0 = cores / processes.
+    threads: int = 0
+
+
+@dataclass
+class Config:
+    algo: str = "dreamer_v2"
+    env: EnvConfig = field(default_factory=EnvConfig)
+    replay: ReplayConfig = field(default_factory=ReplayConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+    model: Any = None
+    trainer: dict[str, Any] = field(default_factory=dict)
+
+
+def _closest(key: str, allowed: list[str]) -> str:
+    match = difflib.get_close_matches(key, allowed, n=1, cutoff=0.5)
+    return f" Did you mean '{match[0]}'?" if match else ""
+
+
+def _allowed_keys(schema: DictConfig, path: str) -> list[str]:
+    node = OmegaConf.select(schema, path) if path else schema
+    return sorted(node.keys()) if isinstance(node, DictConfig) else []
+
+
+def _explain(err: OmegaConfBaseException, schema: DictConfig) -> ConfigError:
+    full_key = getattr(err, "full_key", None) or ""
+    if isinstance(err, (ConfigKeyError, ConfigAttributeError)):
+        parent, _, key = full_key.rpartition(".")
+        allowed = _allowed_keys(schema, parent)
+        where = f"in '{parent}'" if parent else "at the top level"
+        return ConfigError(
+            f"unknown config key '{full_key}' {where}.{_closest(key, allowed)} Allowed: {', '.join(allowed)}"
+        )
+    first_line = str(err).splitlines()[0]
+    if isinstance(err, ValidationError):
+        return ConfigError(f"bad value for '{full_key}': {first_line}")
+    if isinstance(err, (InterpolationResolutionError, GrammarParseError)):
+        return ConfigError(f"bad interpolation at '{full_key}': {first_line}")
+    return ConfigError(f"config error at '{full_key}': {first_line}")
+
+
+def _validate_trainer(trainer: dict[str, Any]) -> None:
+    from lightning import Trainer
+
+    allowed = [p for p in inspect.signature(Trainer.__init__).parameters if p != "self"]
+    for key in trainer:
+        if key not in allowed:
+            raise ConfigError(
+                f"unknown trainer option 'trainer.{key}'.{_closest(key, allowed)} "
+                f"Allowed: any argument of lightning.Trainer ({', '.join(allowed)})"
+            )
+
+
+def load_config(paths: list[str] | None = None, overrides: list[str] | None = None) -> DictConfig:
+    """Merge YAML files and dotted overrides onto the schema of the chosen algorithm.
+
+    Raises ConfigError with a one-line explanation for any unknown key, ill-typed value,
+    unreadable file, unknown algorithm or unknown environment.
+    """
+    from lightning_dreamer.registry import get_algo, list_algos
+
+    layers = []
+    for path in paths or []:
+        try:
+            layer = OmegaConf.load(path)
+        except FileNotFoundError:
+            raise ConfigError(f"config file not found: {path}") from None
+        except Exception as err:  # yaml errors
+            raise ConfigError(f"cannot parse config file {path}: {str(err).splitlines()[0]}") from None
+        if not isinstance(layer, DictConfig):
+            raise ConfigError(f"config file {path} must hold a mapping at the top level")
+        layers.append(layer)
+    try:
+        layers.append(OmegaConf.from_dotlist(list(overrides or [])))
+    except Exception as err:
+        raise ConfigError(f"cannot parse overrides {overrides}: {str(err).splitlines()[0]}") from None
+    raw = OmegaConf.merge(*layers) if layers else OmegaConf.create()
+
+    algo_name = raw.get("algo", Config.algo)
+    try:
+        algo = get_algo(algo_name)
+    except KeyError:
+        names = list_algos()
+        raise ConfigError(f"unknown algo '{algo_name}'.{_closest(str(algo_name), names)} Allowed: {', '.join(names)}") from None
+
+    schema = OmegaConf.structured(Config(algo=algo_name, model=algo.config_class()))
+    try:
+        cfg = OmegaConf.merge(schema, raw)
+    except OmegaConfBaseException as err:
+        raise _explain(err, schema) from None
+    try:
+        # Resolve once so that interpolation errors show up now, not mid-training.
+        OmegaConf.to_container(cfg, resolve=True)
+    except OmegaConfBaseException as err:
+        raise _explain(err, schema) from None
+    _validate_trainer(OmegaConf.to_container(cfg.trainer, resolve=True))
+    from lightning_dreamer.envs import validate_env_config
+
+    validate_env_config(cfg.env)
+    OmegaConf.set_struct(cfg, True)
+    return cfg
+
+
+def config_from_dict(data: dict[str, Any]) -> DictConfig:
+    """Rebuild a validated config from a plain dict (as stored inside a checkpoint)."""
+    from lightning_dreamer.registry import get_algo
+
+    algo = get_algo(data.get("algo", Config.algo))
+    schema = OmegaConf.structured(Config(algo=data.get("algo", Config.algo), model=algo.config_class()))
+    try:
+        cfg = OmegaConf.merge(schema, OmegaConf.create(data))
+    except OmegaConfBaseException as err:
+        raise _explain(err, schema) from None
+    OmegaConf.set_struct(cfg, True)
+    return cfg
+
+
+def to_dict(cfg: DictConfig) -> dict[str, Any]:
+    return OmegaConf.to_container(cfg, resolve=True)

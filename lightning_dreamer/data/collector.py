@@ -1,0 +1,150 @@
+"""Stepping an environment with a policy, writing replay entries, and pacing by train ratio."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+from tensordict import TensorDict
+from torchrl.data import OneHot
+
+# policy(obs, is_first, state) -> (action in [-1, 1] or one-hot, (1, A) float; new state)
+Policy = Callable[[dict, torch.Tensor, object], tuple[torch.Tensor, object]]
+
+
+class TrainRatio:
+    """How many agent steps to collect before each gradient update.
+
+    ``train_ratio`` replayed steps per agent step means one update (B*T replayed steps) per
+    ``B*T / train_ratio`` agent steps. Fractions carry over, so e.g. 2.5 steps per update
+    collects 2, 3, 2, 3, ... ``pretrain`` updates at the start collect nothing.
+    """
+
+    def __init__(self, train_ratio: float, batch_steps: int, pretrain: int = 0):
+        if train_ratio <= 0:
+            raise ValueError(f"replay.train_ratio must be > 0, got {train_ratio}")
+        self.steps_per_update = batch_steps / train_ratio
+        self.carry = -pretrain * self.steps_per_update
+
+    def owed(self) -> int:
+        """Agent steps to collect now, before the next update."""
+        total = self.carry + self.steps_per_update
+        steps = max(0, math.floor(total + 1e-9))
+        self.carry = total - steps
+        return steps
+
+    def state_dict(self) -> dict:
+        return {"carry": self.carry, "steps_per_update": self.steps_per_update}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.carry = state["carry"]
+
+
+class Collector:
+    """Runs one (unbatched) TorchRL env, writes each step to a ``Replay`` in the layout of
+    data/replay.py, and keeps episode statistics. Policies see actions in [-1, 1] (continuous,
+    rescaled here to the env's bounds) or one-hot vectors (discrete)."""
+
+    def __init__(self, env, replay=None, obs_keys=("pixels",), generator: torch.Generator | None = None):
+        self.env, self.replay, self.obs_keys = env, replay, tuple(obs_keys)
+        spec = env.action_spec
+        self.discrete = isinstance(spec, OneHot)
+        self.action_dim = spec.shape[-1]
+        if not self.discrete:
+            self.low = spec.space.low.float()
+            self.high = spec.space.high.float()
+        self.action_dtype = spec.dtype
+        self.generator = generator or torch.Generator().manual_seed(0)
+        self.td = None
+        self.agent_state = None
+        self.is_first = True
+        self.episode_return = 0.0
+        self.episode_length = 0
+        self.finished: list[tuple[float, int]] = []  # (return, length) since last pop
+        self.steps = 0
+
+    def random_action(self) -> torch.Tensor:
+        if self.discrete:
+            index = torch.randint(self.action_dim, (1,), generator=self.generator)
+            return torch.nn.functional.one_hot(index, self.action_dim).float()
+        return torch.rand(1, self.action_dim, generator=self.generator) * 2 - 1
+
+    def _to_env(self, action: torch.Tensor) -> torch.Tensor:
+        if self.discrete:
+            return action.round().to(self.action_dtype)
+        return (self.low + (action.clamp(-1, 1) + 1) / 2 * (self.high - self.low)).to(self.action_dtype)
+
+    def _observation(self, td) -> dict[str, torch.Tensor]:
+        return {k: td[k] for k in self.obs_keys}
+
+    def _write(self, obs, action, reward, is_first, is_terminal):
+        if self.replay is None:
+            return
+        if is_first:
+            self.episode_id = self.replay.next_episode
+            self.replay.next_episode += 1
+        entry = TensorDict(
+            {**obs, "action": action.reshape(self.action_dim).float(), "reward": torch.tensor(float(reward)),
+             "is_first": torch.tensor(bool(is_first)), "is_terminal": torch.tensor(bool(is_terminal)),
+             "episode": torch.tensor(self.episode_id, dtype=torch.int64)},
+            batch_size=[],
+        )
+        self.replay.add(entry)
+
+    def reset(self) -> None:
+        self.td = self.env.reset()
+        self.is_first = True
+        self.episode_return, self.episode_length = 0.0, 0
+        self._write(self._observation(self.td), torch.zeros(self.action_dim), 0.0, True, False)
+
+    def step(self, n: int, policy: Policy | None = None, frames: list | None = None) -> int:
+        """Take ``n`` agent steps (random actions when ``policy`` is None). Returns n."""
+        for _ in range(n):
+            if self.td is None:
+                self.reset()
+            obs = self._observation(self.td)
+            if frames is not None and "pixels" in obs:
+                frames.append(obs["pixels"].clone())
+            if policy is None:
+                action = self.random_action()
+            else:
+                batch_obs = {k: v.unsqueeze(0) for k, v in obs.items()}
+                action, self.agent_state = policy(batch_obs, torch.tensor([self.is_first]), self.agent_state)
+                action = action.detach().float().cpu()
+            self.td["action"] = self._to_env(action[0])
+            nxt = self.env.step(self.td)["next"]
+            reward = float(nxt["reward"].sum())
+            terminated = bool(nxt["terminated"].any())
+            done = bool(nxt["done"].any())
+            self.episode_return += reward
+            self.episode_length += 1
+            self.steps += 1
+            self.is_first = False
+            self._write(self._observation(nxt), action[0], reward, False, terminated)
+            if done:
+                if frames is not None and "pixels" in nxt.keys():
+                    frames.append(nxt["pixels"].clone())
+                self.finished.append((self.episode_return, self.episode_length))
+                self.td = None
+                self.agent_state = None
+            else:
+                self.td = nxt
+        return n
+
+    def pop_finished(self) -> list[tuple[float, int]]:
+        finished, self.finished = self.finished, []
+        return finished
+
+
+def run_episodes(env, policy: Policy | None, episodes: int, obs_keys, record_first: bool = False, max_steps: int = 10**7):
+    """Play whole episodes; returns (returns, lengths, frames of the first episode or None)."""
+    collector = Collector(env, None, obs_keys)
+    frames: list | None = [] if record_first else None
+    results: list[tuple[float, int]] = []
+    steps = 0
+    while len(results) < episodes and steps < max_steps:
+        collector.step(1, policy, frames if (record_first and not results) else None)
+        steps += 1
+        results += collector.pop_finished()
+    return [r for r, _ in results], [n for _, n in results], frames

@@ -1,0 +1,97 @@
+"""Sequence replay on disk: TorchRL ``TensorDictReplayBuffer`` + ``LazyMemmapStorage`` + ``SliceSampler``.
+
+One entry per agent step, in the layout the RSSM expects (see nets/rssm.py)::
+
+    pixels / state   observation x_t (uint8 CHW frames / float32 vector)
+    action           a_t, the action that led to x_t (zeros when is_first)
+    reward           r_t, the reward received on arriving at x_t (0 when is_first)
+    is_first         x_t starts an episode
+    is_terminal      x_t is a terminal state (not a time-limit truncation)
+    episode          episode id, unique per rank; the SliceSampler never mixes two ids
+
+Sampled batches are ``(B, T)`` slices of one episode each; ``is_first`` marks a slice that
+starts its episode. Episodes shorter than T are not sampled.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import torch
+from tensordict import TensorDict
+from torch.utils.data import IterableDataset
+from torchrl.data import LazyMemmapStorage, SliceSampler, TensorDictReplayBuffer
+
+
+class Replay:
+    def __init__(self, capacity: int, batch_size: int, seq_len: int, scratch_dir: str | None = None):
+        self.capacity, self.batch_size, self.seq_len = capacity, batch_size, seq_len
+        self.buffer = TensorDictReplayBuffer(
+            storage=LazyMemmapStorage(capacity, scratch_dir=scratch_dir, existsok=True),
+            sampler=SliceSampler(slice_len=seq_len, traj_key="episode", strict_length=True),
+            batch_size=batch_size * seq_len,
+        )
+        self.next_episode = 0
+        self.extra: dict = {}  # saved and restored with the buffer (per-rank RNG state, ...)
+        self.bytes_per_step = 0
+        self.keys: tuple = ()
+
+    def __len__(self) -> int:
+        return len(self.buffer)
+
+    def add(self, step: TensorDict) -> None:
+        if not self.bytes_per_step:
+            self.keys = tuple(step.keys())
+            self.bytes_per_step = sum(v.numel() * v.element_size() for v in step.values(True, True))
+        self.buffer.add(step)
+
+    def describe(self) -> str:
+        total = self.bytes_per_step * self.capacity
+        where = getattr(self.buffer.storage, "scratch_dir", None) or "a temporary directory"
+        return (f"replay: capacity {self.capacity:,} steps x {self.bytes_per_step:,} B/step = "
+                f"{total / 2**30:.2f} GiB on disk (memory-mapped) in {where}")
+
+    def ready(self) -> bool:
+        """True once some episode holds at least seq_len steps."""
+        if len(self) < self.seq_len:
+            return False
+        episodes = self.buffer.storage[: len(self)]["episode"]
+        return bool(torch.unique(episodes, return_counts=True)[1].max() >= self.seq_len)
+
+    def sample(self) -> dict[str, torch.Tensor]:
+        batch = self.buffer.sample().reshape(self.batch_size, self.seq_len)
+        return {k: batch.get(k).contiguous() for k in self.keys}
+
+    # ---------------------------------------------------------------- persistence
+    def save(self, path: str) -> None:
+        """Write the buffer to ``path`` atomically: a crash leaves the previous copy intact."""
+        tmp, old = path + ".tmp", path + ".old"
+        shutil.rmtree(tmp, ignore_errors=True)
+        self.buffer.dumps(tmp)
+        torch.save({"next_episode": self.next_episode, "extra": self.extra}, os.path.join(tmp, "lightning_dreamer.pt"))
+        if os.path.exists(path):
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(path, old)
+        os.replace(tmp, path)
+        shutil.rmtree(old, ignore_errors=True)
+
+    def load(self, path: str) -> None:
+        if not os.path.exists(path) and os.path.exists(path + ".old"):
+            path = path + ".old"  # the run died between the two renames of save()
+        if not os.path.exists(os.path.join(path, "lightning_dreamer.pt")):
+            raise FileNotFoundError(f"no saved replay buffer at {path}")
+        self.buffer.loads(path)
+        meta = torch.load(os.path.join(path, "lightning_dreamer.pt"), weights_only=False)
+        self.next_episode, self.extra = meta["next_episode"], meta["extra"]
+
+
+class ReplayBatches(IterableDataset):
+    """Endless stream of ``(B, T)`` batches for ``DataLoader(batch_size=None, num_workers=0)``."""
+
+    def __init__(self, sample_fn):
+        self.sample_fn = sample_fn
+
+    def __iter__(self):
+        while True:
+            yield self.sample_fn()

@@ -1,0 +1,34 @@
+"""KL divergences between latent distributions, with KL balancing and free nats."""
+
+from __future__ import annotations
+
+import torch
+
+
+def categorical_kl(post_logits: torch.Tensor, prior_logits: torch.Tensor) -> torch.Tensor:
+    """KL(post || prior) for independent categoricals ``(..., stoch, classes)``, summed over stoch."""
+    post_logp = torch.log_softmax(post_logits.float(), -1)
+    prior_logp = torch.log_softmax(prior_logits.float(), -1)
+    return (post_logp.exp() * (post_logp - prior_logp)).sum((-2, -1))
+
+
+def _free(kl: torch.Tensor, free: float) -> torch.Tensor:
+    """Free nats on the batch mean (DreamerV2 ``free_avg``): below ``free`` the term is the
+    constant ``free`` (no gradient); above it the term is unchanged. Shape is kept."""
+    if free <= 0 or kl.mean() > free:
+        return kl
+    return torch.full_like(kl, free)
+
+
+def kl_balanced(post_logits, prior_logits, balance: float = 0.8, free: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """KL balancing (DreamerV2 eq. 2): ``balance * KL(sg(post) || prior) + (1 - balance) * KL(post || sg(prior))``.
+
+    The prior is pulled towards the posterior with weight ``balance`` (0.8) and the posterior
+    towards the prior with ``1 - balance``. Returns ``(loss, value)``, both shaped like the batch:
+    the loss with free nats applied to each side, and the plain KL for logging.
+    """
+    value = categorical_kl(post_logits, prior_logits)
+    lhs = categorical_kl(post_logits.detach(), prior_logits)
+    rhs = categorical_kl(post_logits, prior_logits.detach())
+    loss = balance * _free(lhs, free) + (1 - balance) * _free(rhs, free)
+    return loss, value.detach()

@@ -1,0 +1,90 @@
+"""Action and latent distributions with reparameterised or straight-through samples."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+
+def straight_through_onehot(logits: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Sample a one-hot vector from ``softmax(logits)`` (last dim).
+
+    Forward pass: an exact one-hot sample. Backward pass: the gradient of the softmax
+    probabilities (``sample + probs - stop_grad(probs)``), as in DreamerV2.
+    """
+    probs = torch.softmax(logits.float(), -1)
+    index = torch.multinomial(probs.reshape(-1, probs.shape[-1]), 1, generator=generator).reshape(probs.shape[:-1])
+    onehot = F.one_hot(index, probs.shape[-1]).to(probs.dtype)
+    return onehot + probs - probs.detach()
+
+
+class OneHotCategorical:
+    """Categorical over one-hot vectors; ``rsample`` is straight-through."""
+
+    def __init__(self, logits: torch.Tensor):
+        self.logits = logits.float()
+
+    def rsample(self) -> torch.Tensor:
+        return straight_through_onehot(self.logits)
+
+    sample = rsample
+
+    def mode(self) -> torch.Tensor:
+        return F.one_hot(self.logits.argmax(-1), self.logits.shape[-1]).to(self.logits.dtype)
+
+    def log_prob(self, onehot: torch.Tensor) -> torch.Tensor:
+        return (torch.log_softmax(self.logits, -1) * onehot).sum(-1)
+
+    def entropy(self) -> torch.Tensor:
+        logp = torch.log_softmax(self.logits, -1)
+        return -(logp.exp() * logp).sum(-1)
+
+
+_SQRT2 = math.sqrt(2.0)
+_LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
+
+
+def _phi(x: torch.Tensor) -> torch.Tensor:
+    return torch.exp(-0.5 * x * x) / math.sqrt(2 * math.pi)
+
+
+def _Phi(x: torch.Tensor) -> torch.Tensor:
+    return 0.5 * (1 + torch.erf(x / _SQRT2))
+
+
+class TruncatedNormal:
+    """Independent Normal(loc, scale) truncated to [low, high] over the last dim.
+
+    ``rsample`` inverts the CDF, so samples are differentiable in loc and scale. ``log_prob``
+    and ``entropy`` sum over the last dim (the action dimensions).
+    """
+
+    def __init__(self, loc: torch.Tensor, scale: torch.Tensor, low: float = -1.0, high: float = 1.0, eps: float = 1e-6):
+        self.loc, self.scale = loc.float(), scale.float()
+        self.low, self.high, self.eps = low, high, eps
+        self.alpha = (low - self.loc) / self.scale
+        self.beta = (high - self.loc) / self.scale
+        self.cdf_alpha = _Phi(self.alpha)
+        self.Z = (_Phi(self.beta) - self.cdf_alpha).clamp_min(eps)
+
+    def rsample(self) -> torch.Tensor:
+        u = torch.rand_like(self.loc)
+        p = (self.cdf_alpha + u * self.Z).clamp(self.eps, 1 - self.eps)
+        x = self.loc + self.scale * _SQRT2 * torch.erfinv(2 * p - 1)
+        return x.clamp(self.low + self.eps, self.high - self.eps)
+
+    sample = rsample
+
+    def mode(self) -> torch.Tensor:
+        return self.loc.clamp(self.low, self.high)
+
+    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
+        z = (x.float() - self.loc) / self.scale
+        return (-0.5 * z * z - _LOG_SQRT_2PI - self.scale.log() - self.Z.log()).sum(-1)
+
+    def entropy(self) -> torch.Tensor:
+        a, b = self.alpha, self.beta
+        ent = _LOG_SQRT_2PI + 0.5 + self.scale.log() + self.Z.log() + (a * _phi(a) - b * _phi(b)) / (2 * self.Z)
+        return ent.sum(-1)

@@ -1,0 +1,36 @@
+"""Algorithm registry: ``@register_algo("dreamer_v2")`` on a LightningModule class.
+
+A registered class exposes ``config_class`` (a dataclass: the schema of the ``model`` section).
+Algorithm modules are imported lazily so that ``import lightning_dreamer`` stays cheap.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+_ALGOS: dict[str, type] = {}
+# name -> module that registers it on import
+_KNOWN = {
+    "dreamer_v2": "lightning_dreamer.algos.dreamer_v2",
+}
+
+
+def register_algo(name: str):
+    def wrap(cls):
+        _ALGOS[name] = cls
+        cls.algo_name = name
+        return cls
+
+    return wrap
+
+
+def get_algo(name: str) -> type:
+    if name not in _ALGOS and name in _KNOWN:
+        importlib.import_module(_KNOWN[name])
+    if name not in _ALGOS:
+        raise KeyError(name)
+    return _ALGOS[name]
+
+
+def list_algos() -> list[str]:
+    return sorted(set(_KNOWN) | set(_ALGOS))
