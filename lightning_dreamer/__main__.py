@@ -1,6 +1,6 @@
 """Command line: ``python -m lightning_dreamer {fit,eval,algos} ...``
 
-fit   --config A.yaml [--config preset.yaml ...] [key=value | --key value ...]
+fit   [--config A.yaml [--config preset.yaml ...]] [key=value | --key value ...]
       [--trainer.OPTION VALUE ...] [--ckpt_path PATH|last] [--print_config]
 eval  --ckpt PATH [--episodes N] [--video FILE.mp4|.gif] [--seed S]
 algos list the registered algorithms
@@ -11,9 +11,9 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import warnings
 
 USAGE = __doc__
+DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs", "default.yaml")
 
 
 class CLIError(Exception):
@@ -56,55 +56,6 @@ def _load_checkpoint(path: str) -> dict:
     return ckpt
 
 
-def _set_threads(cfg, processes: int) -> None:
-    import torch
-
-    threads = cfg.run.threads or max(1, (os.cpu_count() or 1) // max(1, processes))
-    torch.set_num_threads(threads)
-
-
-def _trainer_kwargs(cfg, run_dir: str):
-    from lightning.pytorch.callbacks import ModelCheckpoint
-    from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger, WandbLogger
-    from lightning.pytorch.strategies import DDPStrategy
-    from omegaconf import OmegaConf
-
-    from lightning_dreamer.callbacks import EvalCallback, ProgressBar, VideoCallback
-
-    loggers = []
-    allowed = ("csv", "tensorboard", "wandb")
-    for name in cfg.run.loggers:
-        if name not in allowed:
-            raise CLIError(f"unknown logger '{name}' in run.loggers. Allowed: {', '.join(allowed)}")
-    if "csv" in cfg.run.loggers:
-        loggers.append(CSVLogger(run_dir, name="logs", version="csv"))
-    if "tensorboard" in cfg.run.loggers:
-        loggers.append(TensorBoardLogger(run_dir, name="logs", version="tensorboard", default_hp_metric=False))
-    if "wandb" in cfg.run.loggers:
-        os.environ.setdefault("WANDB_MODE", "offline")  # no account, no prompt, unless the user set a server
-        os.environ.setdefault("WANDB_SILENT", "true")
-        loggers.append(WandbLogger(save_dir=run_dir, project="lightning_dreamer", name=os.path.basename(run_dir.rstrip("/"))))
-    opt_steps = 3  # optimizer steps per update (world model, actor, critic) as counted by trainer.global_step
-    callbacks = [
-        ModelCheckpoint(dirpath=os.path.join(run_dir, "checkpoints"), filename="last", enable_version_counter=False,
-                        every_n_train_steps=cfg.run.checkpoint_every * opt_steps, save_top_k=1),
-        EvalCallback(cfg.run.eval_every, cfg.run.eval_episodes),
-        VideoCallback(cfg.run.video_every),
-    ]
-    user = OmegaConf.to_container(cfg.trainer, resolve=True)
-    if user.get("enable_progress_bar", True):
-        callbacks.append(ProgressBar())
-    kwargs = dict(max_epochs=1, logger=loggers or False, callbacks=callbacks, default_root_dir=run_dir,
-                  log_every_n_steps=cfg.run.log_every, num_sanity_val_steps=0, use_distributed_sampler=False,
-                  limit_val_batches=0)
-    kwargs.update(user)
-    if kwargs.get("strategy") == "ddp":
-        # World model, actor and critic are separate backward passes; each touches only its own
-        # parameters, so DDP must look for unused parameters.
-        kwargs["strategy"] = DDPStrategy(find_unused_parameters=True)
-    return kwargs
-
-
 def cmd_fit(args: argparse.Namespace, extra: list[str]) -> int:
     from omegaconf import OmegaConf
 
@@ -121,6 +72,9 @@ def cmd_fit(args: argparse.Namespace, extra: list[str]) -> int:
         merged = OmegaConf.merge(OmegaConf.create(stored), OmegaConf.from_dotlist(overrides))
         cfg = config_from_dict(OmegaConf.to_container(merged))
     else:
+        if not configs and not ckpt_path:
+            configs = [DEFAULT_CONFIG]
+            print(f"no --config given: using the embedded default {DEFAULT_CONFIG}")
         cfg = load_config(configs, overrides)
     if args.print_config:
         print(OmegaConf.to_yaml(cfg, resolve=True), end="")
@@ -138,22 +92,9 @@ def cmd_fit(args: argparse.Namespace, extra: list[str]) -> int:
         raise CLIError(f"{run_dir} already holds a run ({last}). Resume it with --ckpt_path last, "
                        "or choose another directory with run.dir=...")
 
-    import lightning as L
+    from lightning_dreamer.train import fit
 
-    from lightning_dreamer.registry import get_algo
-
-    warnings.filterwarnings("ignore", ".*does not have many workers.*")
-    warnings.filterwarnings("ignore", ".*IterableDataset.*__len__.*")
-    warnings.filterwarnings("ignore", ".*no pre-optimization state was saved.*")
-    warnings.filterwarnings("ignore", ".*isinstance\\(treespec, LeafSpec\\)` is deprecated.*")
-    trainer_kwargs = _trainer_kwargs(cfg, run_dir)
-    devices = trainer_kwargs.get("devices", 1)
-    _set_threads(cfg, devices if isinstance(devices, int) and devices > 0 else 1)
-    L.seed_everything(cfg.run.seed, verbose=False)
-    module = get_algo(cfg.algo)(to_dict(cfg))
-    trainer = L.Trainer(**trainer_kwargs)
-    trainer.fit(module, ckpt_path=ckpt_path)
-    trainer.save_checkpoint(last)  # final state, replay included
+    module, trainer = fit(cfg, ckpt_path)
     if trainer.is_global_zero:
         print(f"done: {module.env_steps:,} env steps, {module.updates:,} updates")
         print(f"checkpoint: {last}")
@@ -207,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     fit = sub.add_parser("fit", help="train (or resume) an agent")
-    fit.add_argument("--config", action="append", help="YAML file; repeat to overlay presets")
+    fit.add_argument("--config", action="append", help="YAML file; repeat to overlay presets (default: the embedded small config)")
     fit.add_argument("--ckpt_path", help="resume from this checkpoint, or 'last' for <run.dir>/checkpoints/last.ckpt")
     fit.add_argument("--print_config", action="store_true", help="print the merged config and exit")
     ev = sub.add_parser("eval", help="play episodes with a trained checkpoint")

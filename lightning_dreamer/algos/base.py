@@ -141,7 +141,8 @@ class RLModule(L.LightningModule):
 
     def on_train_batch_start(self, batch, batch_idx: int):
         if self.budget_spent():
-            return -1
+            self.trainer.should_stop = True
+            return -1  # ends the (endless) epoch, and with should_stop the fit
         steps = self.ratio.owed()
         if steps:
             was_training = self.training

@@ -33,6 +33,9 @@ from lightning_dreamer.nets.rssm import CategoricalRSSM
 from lightning_dreamer.registry import register_algo
 
 
+LOSS_TERMS = ("kl", "image", "state", "reward", "discount")
+
+
 @dataclass
 class DreamerV2Config:
     # --- world model sizes (paper DMC: deter 200, hidden 200; Atari: 600; 32 x 32 latents)
@@ -123,7 +126,11 @@ class DreamerV2(RLModule):
         self.critic = MLP(feat, 1, m.mlp_units, m.mlp_layers, m.act)
         self.target_critic = copy.deepcopy(self.critic).requires_grad_(False)
         self.reinforce = m.actor_reinforce if m.actor_reinforce is not None else (1.0 if self.discrete else 0.0)
-        expected = {"kl", "reward"} | {"image" if k == "pixels" else k for k in self.obs_shapes} | ({"discount"} if m.pred_discount else set())
+        expected = {"kl", "reward"} | {"image" if k == "pixels" else k for k in self.obs_shapes}
+        expected |= {"discount"} if m.pred_discount else set()
+        unknown = sorted(set(m.loss_scales) - set(LOSS_TERMS))
+        if unknown:
+            raise ValueError(f"model.loss_scales has unknown terms {unknown}; allowed: {', '.join(LOSS_TERMS)}")
         missing = sorted(expected - set(m.loss_scales))
         if missing:
             raise ValueError(f"model.loss_scales lacks {missing}; this agent's loss terms are {sorted(expected)}")

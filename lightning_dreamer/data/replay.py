@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import warnings
 
 import torch
 from tensordict import TensorDict
@@ -29,13 +30,15 @@ class Replay:
         self.capacity, self.batch_size, self.seq_len = capacity, batch_size, seq_len
         self.buffer = TensorDictReplayBuffer(
             storage=LazyMemmapStorage(capacity, scratch_dir=scratch_dir, existsok=True),
-            sampler=SliceSampler(slice_len=seq_len, traj_key="episode", strict_length=True),
-            batch_size=batch_size * seq_len,
+            sampler=self._sampler(),
         )
         self.next_episode = 0
         self.extra: dict = {}  # saved and restored with the buffer (per-rank RNG state, ...)
         self.bytes_per_step = 0
         self.keys: tuple = ()
+
+    def _sampler(self) -> SliceSampler:
+        return SliceSampler(slice_len=self.seq_len, traj_key="episode", strict_length=True)
 
     def __len__(self) -> int:
         return len(self.buffer)
@@ -60,7 +63,7 @@ class Replay:
         return bool(torch.unique(episodes, return_counts=True)[1].max() >= self.seq_len)
 
     def sample(self) -> dict[str, torch.Tensor]:
-        batch = self.buffer.sample().reshape(self.batch_size, self.seq_len)
+        batch = self.buffer.sample(self.batch_size * self.seq_len).reshape(self.batch_size, self.seq_len)
         return {k: batch.get(k).contiguous() for k in self.keys}
 
     # ---------------------------------------------------------------- persistence
@@ -68,8 +71,11 @@ class Replay:
         """Write the buffer to ``path`` atomically: a crash leaves the previous copy intact."""
         tmp, old = path + ".tmp", path + ".old"
         shutil.rmtree(tmp, ignore_errors=True)
-        self.buffer.dumps(tmp)
-        torch.save({"next_episode": self.next_episode, "extra": self.extra}, os.path.join(tmp, "lightning_dreamer.pt"))
+        meta = {"next_episode": self.next_episode, "extra": self.extra, "keys": self.keys, "bytes_per_step": self.bytes_per_step}
+        with warnings.catch_warnings():  # harmless for a plain storage: no transform hooks need the cursor
+            warnings.filterwarnings("ignore", "last_cursor is None")
+            self.buffer.dumps(tmp)
+        torch.save(meta, os.path.join(tmp, "lightning_dreamer.pt"))
         if os.path.exists(path):
             shutil.rmtree(old, ignore_errors=True)
             os.replace(path, old)
@@ -82,8 +88,10 @@ class Replay:
         if not os.path.exists(os.path.join(path, "lightning_dreamer.pt")):
             raise FileNotFoundError(f"no saved replay buffer at {path}")
         self.buffer.loads(path)
+        self.buffer.set_sampler(self._sampler())  # loads() restores the saved sampler: keep this run's seq_len
         meta = torch.load(os.path.join(path, "lightning_dreamer.pt"), weights_only=False)
         self.next_episode, self.extra = meta["next_episode"], meta["extra"]
+        self.keys, self.bytes_per_step = tuple(meta["keys"]), meta["bytes_per_step"]
 
 
 class ReplayBatches(IterableDataset):

@@ -17,7 +17,7 @@ def _free(kl: torch.Tensor, free: float) -> torch.Tensor:
     constant ``free`` (no gradient); above it the term is unchanged. Shape is kept."""
     if free <= 0 or kl.mean() > free:
         return kl
-    return torch.full_like(kl, free)
+    return torch.full_like(kl, free) + 0.0 * kl  # keeps the graph, zero gradient
 
 
 def kl_balanced(post_logits, prior_logits, balance: float = 0.8, free: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:

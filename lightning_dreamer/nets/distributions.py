@@ -12,12 +12,12 @@ def straight_through_onehot(logits: torch.Tensor, generator: torch.Generator | N
     """Sample a one-hot vector from ``softmax(logits)`` (last dim).
 
     Forward pass: an exact one-hot sample. Backward pass: the gradient of the softmax
-    probabilities (``sample + probs - stop_grad(probs)``), as in DreamerV2.
+    probabilities (``sample + (probs - stop_grad(probs))``), as in DreamerV2.
     """
     probs = torch.softmax(logits.float(), -1)
     index = torch.multinomial(probs.reshape(-1, probs.shape[-1]), 1, generator=generator).reshape(probs.shape[:-1])
     onehot = F.one_hot(index, probs.shape[-1]).to(probs.dtype)
-    return onehot + probs - probs.detach()
+    return onehot + (probs - probs.detach())  # exactly one-hot forward: (p - sg(p)) is 0
 
 
 class OneHotCategorical:

@@ -1,0 +1,113 @@
+"""The TorchRL environment layer: transforms and every suite."""
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from lightning_dreamer.config import EnvConfig
+from lightning_dreamer.envs import make_env
+from lightning_dreamer.envs.transforms import resize_image
+
+
+def env_cfg(**kw):
+    return OmegaConf.structured(EnvConfig(**kw))
+
+
+class CountingEnv(gym.Env):
+    """reward = step index; frame value = 10 * step index, except odd steps are dark (flicker)."""
+
+    observation_space = gym.spaces.Box(0, 255, (8, 8, 3), np.uint8)
+    action_space = gym.spaces.Discrete(2)
+
+    def __init__(self, **kwargs):  # TorchRL may pass frameskip=1
+        self.t = 0
+
+    def reset(self, *, seed=None, options=None):
+        self.t = 0
+        return self._frame(), {}
+
+    def _frame(self):
+        return np.full((8, 8, 3), 0 if self.t % 2 else 10 * self.t, np.uint8)
+
+    def step(self, action):
+        self.t += 1
+        return self._frame(), float(self.t), self.t >= 7, False, {}
+
+
+gym.register("lightning_dreamer_test/Counting-v0", entry_point=CountingEnv)
+
+
+def test_resize_area_and_grayscale():
+    frame = torch.zeros(4, 4, 3, dtype=torch.uint8)
+    frame[:2, :2] = 200  # top-left quarter bright
+    out = resize_image(frame, 2, grayscale=False)
+    assert out.shape == (3, 2, 2) and out.dtype == torch.uint8
+    assert out[:, 0, 0].tolist() == [200] * 3 and out[:, 1, 1].tolist() == [0] * 3
+    rgb = torch.tensor([[[255, 0, 0]]], dtype=torch.uint8).expand(2, 2, 3)
+    assert resize_image(rgb, 2, grayscale=True).flatten().tolist() == [76] * 4  # 0.299 * 255
+
+
+def test_action_repeat_sums_rewards_max_pools_and_stops_at_episode_end():
+    env = make_env(env_cfg(suite="gym", name="lightning_dreamer_test/Counting-v0", action_repeat=3, max_pool=True, image_size=8))
+    td = env.reset()
+    td["action"] = env.action_spec.zero()
+    nxt = env.step(td)["next"]
+    assert nxt["reward"].item() == 1 + 2 + 3
+    # steps 2 (bright, 20) and 3 (dark) are pooled: the bright frame survives the flicker
+    assert nxt["pixels"].max().item() == 20
+    nxt["action"] = env.action_spec.zero()
+    nxt = env.step(nxt)["next"]
+    assert nxt["reward"].item() == 4 + 5 + 6
+    nxt["action"] = env.action_spec.zero()
+    last = env.step(nxt)["next"]
+    assert last["reward"].item() == 7 and last["terminated"].item()  # stopped at the end, not 7 + 8 + 9
+
+
+def test_time_limit_truncates():
+    env = make_env(env_cfg(suite="gym", name="lightning_dreamer/Point-v0", obs="state", action_repeat=1, time_limit=3))
+    td = env.reset()
+    for _ in range(3):
+        td["action"] = env.action_spec.zero()
+        td = env.step(td)["next"]
+    assert td["truncated"].item() and td["done"].item()
+
+
+@pytest.mark.parametrize(
+    "kw, keys",
+    [
+        (dict(suite="dmc", name="cartpole_swingup", obs="pixels"), {"pixels": ((3, 64, 64), torch.uint8)}),
+        (dict(suite="dmc", name="cartpole_swingup", obs="state"), {"state": ((5,), torch.float32)}),
+        (dict(suite="atari", name="Pong", grayscale=True, action_repeat=4, max_pool=True, sticky_actions=0.25),
+         {"pixels": ((1, 64, 64), torch.uint8)}),
+        (dict(suite="gym", name="lightning_dreamer/Point-v0", obs="both", action_repeat=1),
+         {"pixels": ((3, 64, 64), torch.uint8), "state": ((3,), torch.float32)}),
+        (dict(suite="gym", name="CarRacing-v3", obs="pixels"), {"pixels": ((3, 64, 64), torch.uint8)}),
+    ],
+    ids=["dmc-pixels", "dmc-state", "atari", "custom-dict", "carracing"],
+)
+def test_make_env_every_suite(kw, keys):
+    env = make_env(env_cfg(**kw), seed=3)
+    td = env.reset()
+    td["action"] = env.action_spec.rand()
+    nxt = env.step(td)["next"]
+    for key, (shape, dtype) in keys.items():
+        assert tuple(nxt[key].shape) == shape and nxt[key].dtype == dtype
+    obs_keys = {k for k in nxt.keys() if k in ("pixels", "state")}
+    assert obs_keys == set(keys)
+    env.close()
+
+
+def test_dmc_action_repeat_counts_physics_steps():
+    env = make_env(env_cfg(suite="dmc", name="cartpole_swingup", obs="state", action_repeat=2))
+    td = env.reset()
+    steps = 0
+    while True:
+        td["action"] = env.action_spec.zero()
+        td = env.step(td)["next"]
+        steps += 1
+        if td["done"].item():
+            break
+    assert steps == 500  # 1000 physics steps / action repeat 2
+    assert td["truncated"].item() and not td["terminated"].item()

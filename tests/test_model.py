@@ -1,0 +1,95 @@
+"""Dreamer V2 networks: shapes, resets, where gradients go."""
+
+import pytest
+import torch
+
+from lightning_dreamer.config import load_config, to_dict
+from lightning_dreamer.registry import get_algo
+
+from conftest import ROOT
+
+
+def make_agent(*overrides, config="tiny_point.yaml"):
+    cfg = load_config([f"{ROOT}/configs/{config}"], list(overrides))
+    return get_algo("dreamer_v2")(to_dict(cfg))
+
+
+def fake_batch(agent, B=3, T=6):
+    batch = {"reward": torch.randn(B, T), "is_first": torch.zeros(B, T, dtype=torch.bool),
+             "is_terminal": torch.zeros(B, T, dtype=torch.bool), "action": torch.rand(B, T, agent.action_dim) * 2 - 1}
+    batch["is_first"][:, 0] = True
+    batch["is_terminal"][0, -1] = True
+    if "pixels" in agent.obs_shapes:
+        batch["pixels"] = torch.randint(0, 255, (B, T, *agent.obs_shapes["pixels"]), dtype=torch.uint8)
+    if "state" in agent.obs_shapes:
+        batch["state"] = torch.randn(B, T, *agent.obs_shapes["state"])
+    return batch
+
+
+def test_rssm_shapes_and_is_first_reset():
+    agent = make_agent()
+    rssm = agent.rssm
+    batch = fake_batch(agent)
+    embed = agent.encode(batch)
+    post, prior = rssm.observe(embed, batch["action"], batch["is_first"])
+    assert post["stoch"].shape == (3, 6, 4, 4) and post["deter"].shape == (3, 6, 32)
+    assert rssm.feat({k: v[:, 0] for k, v in post.items()}).shape == (3, rssm.feat_dim)
+    # With is_first, the result does not depend on the previous state or action.
+    state_a = {k: torch.randn_like(v) for k, v in rssm.initial(3).items()}
+    action = torch.randn(3, agent.action_dim)
+    first = torch.ones(3, dtype=torch.bool)
+    out_a, _ = rssm.obs_step(state_a, action, embed[:, 0], first)
+    out_b, _ = rssm.obs_step(rssm.initial(3), torch.zeros_like(action), embed[:, 0], first)
+    torch.testing.assert_close(out_a["deter"], out_b["deter"])
+    torch.testing.assert_close(out_a["logits"], out_b["logits"])
+
+
+@pytest.mark.parametrize("reinforce", [0.0, 1.0])
+def test_actor_gradient_reaches_actor_not_world_model(reinforce):
+    agent = make_agent(f"model.actor_reinforce={reinforce}", "model.pred_discount=true",
+                       "model.loss_scales={kl: 1, image: 1, state: 1, reward: 1, discount: 1}")
+    batch = fake_batch(agent)
+    post, losses, _ = agent.world_model_losses(batch)
+    assert set(losses) == {"kl", "image", "state", "reward", "discount"}
+    assert all(v.shape == (3, 6) for v in losses.values())
+    agent.zero_grad()
+    actor_loss, critic_loss, _ = agent.behaviour_losses(post, batch["is_terminal"])
+    actor_loss.backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in agent.actor.parameters())
+    assert all(p.grad is None for p in agent.world_model.parameters()), "actor loss leaked into the world model"
+    assert all(p.grad is None for p in agent.critic.parameters())
+    assert all(p.requires_grad for p in agent.world_model.parameters()), "world model left frozen"
+    critic_loss.backward()
+    assert all(p.grad is not None for p in agent.critic.parameters())
+    assert all(p.grad is None for p in agent.world_model.parameters())
+
+
+def test_dynamics_backprop_flows_through_imagined_dynamics():
+    # With REINFORCE off and no entropy, the actor's only gradient path is through the
+    # imagined states: freezing the dynamics' output must cut it.
+    agent = make_agent("model.actor_reinforce=0.0", "model.actor_entropy=0.0")
+    post, _, _ = agent.world_model_losses(fake_batch(agent))
+    actor_loss, _, _ = agent.behaviour_losses(post, torch.zeros(3, 6, dtype=torch.bool))
+    grads = torch.autograd.grad(actor_loss, list(agent.actor.parameters()), allow_unused=True)
+    assert sum(g.abs().sum() for g in grads if g is not None) > 0
+    original = agent.rssm.img_step
+    agent.rssm.img_step = lambda state, action: {k: v.detach() for k, v in original(state, action).items()}
+    actor_loss, _, _ = agent.behaviour_losses(post, torch.zeros(3, 6, dtype=torch.bool))
+    assert not actor_loss.requires_grad or all(
+        g is None or g.abs().sum() == 0 for g in torch.autograd.grad(actor_loss, list(agent.actor.parameters()), allow_unused=True))
+
+
+def test_discrete_actor_acts_one_hot_and_continuous_in_bounds():
+    agent = make_agent("env.name=lightning_dreamer/PointDiscrete-v0")
+    assert agent.discrete and agent.reinforce == 1.0
+    obs = {"pixels": torch.zeros(2, 3, 64, 64, dtype=torch.uint8), "state": torch.zeros(2, 3)}
+    action, state = agent.act(obs, torch.tensor([True, True]), None)
+    assert action.shape == (2, 3) and torch.equal(action.sum(-1), torch.ones(2))
+    cont = make_agent()
+    action, _ = cont.act(obs, torch.tensor([True, True]), None)
+    assert action.shape == (2, 1) and (action.abs() < 1).all() and cont.reinforce == 0.0
+
+
+def test_unknown_loss_scale_is_reported():
+    with pytest.raises(ValueError, match="unknown terms \\['imgae'\\]"):
+        make_agent("model.loss_scales.imgae=1")

@@ -1,0 +1,148 @@
+"""End to end through the real command line, on tiny sizes."""
+
+import csv
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from lightning_dreamer.__main__ import main
+
+from conftest import ROOT
+
+TINY = os.path.join(ROOT, "configs", "tiny_point.yaml")
+TINY_PRESET = os.path.join(ROOT, "configs", "presets", "tiny.yaml")
+QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false", "run.threads=1"]
+
+
+def run_cli(*args, check=True, **kw):
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-m", "lightning_dreamer", *args], cwd=ROOT, env=env, capture_output=True, text=True, **kw)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"exit {proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    return proc
+
+
+def ckpt_state(path):
+    return torch.load(path, map_location="cpu", weights_only=False)["lightning_dreamer"]
+
+
+def test_fit_resume_eval(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["fit", "--config", TINY, f"run.dir={run}", "run.total_env_steps=100", "run.eval_every=50", *QUIET]) == 0
+    out = capsys.readouterr().out
+    last = run / "checkpoints" / "last.ckpt"
+    assert f"checkpoint: {last}" in out
+    first = ckpt_state(last)
+    assert first["policy_steps"] == 100 and first["updates"] > 30
+    # metrics: every loss term by name, in a CSV others can read
+    rows = list(csv.DictReader(open(run / "logs" / "csv" / "metrics.csv")))
+    columns = set(rows[0])
+    for name in ("loss/kl", "loss/image", "loss/state", "loss/reward", "loss/actor", "loss/critic", "progress/env_steps"):
+        assert name in columns
+    assert os.listdir(run / "logs" / "tensorboard")
+    evals = list(csv.DictReader(open(run / "eval.csv")))
+    assert [int(r["env_steps"]) for r in evals][-1] == 100
+    # Starting again into the same directory without --ckpt_path is refused (nothing is overwritten).
+    assert main(["fit", "--config", TINY, f"run.dir={run}", *QUIET]) == 2
+    assert "already holds a run" in capsys.readouterr().err
+    # Resume: counters and replay continue.
+    assert main(["fit", "--config", TINY, f"run.dir={run}", "run.total_env_steps=150", "--ckpt_path", "last", *QUIET]) == 0
+    out = capsys.readouterr().out
+    assert "resumed: 100 env steps" in out
+    rows_after = list(csv.DictReader(open(run / "logs" / "csv" / "metrics.csv")))
+    assert len(rows_after) > len(rows)  # the log continues, nothing lost:
+    assert [{k: r.get(k, "") for k in columns} for r in rows_after[: len(rows)]] == rows
+    second = ckpt_state(last)
+    assert second["policy_steps"] == 150 and second["updates"] > first["updates"] + 40
+    assert second["episodes"] >= first["episodes"]
+    # Resume from a checkpoint alone: the config travels inside it.
+    assert main(["fit", "--ckpt_path", str(last), "run.total_env_steps=170", *QUIET]) == 0
+    assert ckpt_state(last)["policy_steps"] == 170
+    # Evaluate with a video.
+    video = tmp_path / "episode.mp4"
+    assert main(["eval", "--ckpt", str(last), "--episodes", "2", "--video", str(video)]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"return over 2 episodes: -?[\d.]+ ± [\d.]+", out)
+    assert video.stat().st_size > 1000
+
+
+def test_kill_9_then_resume(tmp_path):
+    run = tmp_path / "run"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "lightning_dreamer", "fit", "--config", TINY, f"run.dir={run}",
+                             "run.total_env_steps=100000", "run.checkpoint_every=10", *QUIET],
+                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    last = run / "checkpoints" / "last.ckpt"
+    try:
+        deadline = time.time() + 120
+        while not last.exists() and time.time() < deadline:
+            time.sleep(0.5)
+        assert last.exists(), "no checkpoint written"
+        time.sleep(3)  # let it run on past the first checkpoint, then kill it hard
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    saved = ckpt_state(last)
+    assert saved["policy_steps"] > 0
+    target = saved["policy_steps"] + 30
+    out = run_cli("fit", "--config", TINY, f"run.dir={run}", f"run.total_env_steps={target}", "--ckpt_path", "last", *QUIET).stdout
+    assert f"resumed: {saved['policy_steps']} env steps, {saved['updates']} updates" in out
+    replay = int(re.search(r"replay ([\d,]+) steps", out).group(1).replace(",", ""))
+    assert replay >= saved["policy_steps"]  # the replay came back with the checkpoint
+    final = ckpt_state(last)
+    assert final["policy_steps"] == target and final["updates"] > saved["updates"]
+
+
+def test_bf16_mixed_and_videos_on_dmc_pixels(tmp_path):
+    run = tmp_path / "run"
+    out = run_cli("fit", "--config", TINY, "--config", TINY_PRESET, "env.suite=dmc", "env.name=cartpole_swingup", "env.obs=pixels",
+                  "env.action_repeat=2", f"run.dir={run}", "run.total_env_steps=240", "run.video_every=100",
+                  "--trainer.precision", "bf16-mixed", *QUIET).stdout
+    assert "done: 240 env steps" in out
+    videos = os.listdir(run / "videos")
+    assert videos and all(v.startswith("openloop_") and v.endswith(".mp4") for v in videos)
+    rows = list(__import__("csv").DictReader(open(run / "logs" / "csv" / "metrics.csv")))
+    losses = [float(r["loss/image"]) for r in rows if r.get("loss/image")]
+    assert losses and all(l == l for l in losses)  # finite, logged under bf16
+
+
+def test_discrete_actions_with_discount_head(tmp_path):
+    run = tmp_path / "run"
+    out = run_cli("fit", "--config", TINY, "env.name=lightning_dreamer/PointDiscrete-v0", "model.pred_discount=true",
+                  "model.reward_transform=tanh", f"run.dir={run}", "run.total_env_steps=120", *QUIET).stdout
+    assert "done: 120 env steps" in out
+    rows = list(__import__("csv").DictReader(open(run / "logs" / "csv" / "metrics.csv")))
+    assert any(r.get("loss/discount") for r in rows)
+
+
+def test_wandb_offline_without_account(tmp_path):
+    run = tmp_path / "run"
+    env_extra = {"WANDB_MODE": "offline", "WANDB_API_KEY": ""}
+    out = subprocess.run([sys.executable, "-m", "lightning_dreamer", "fit", "--config", TINY, f"run.dir={run}",
+                          "run.total_env_steps=70", "run.loggers=[csv,wandb]", *QUIET], cwd=ROOT, capture_output=True,
+                         text=True, stdin=subprocess.DEVNULL, timeout=300, env={**os.environ, **env_extra})
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert any(name.startswith("offline-run") for name in os.listdir(run / "wandb"))
+
+
+def test_ddp_two_processes_identical_weights(tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": ROOT}
+    proc = subprocess.run([sys.executable, os.path.join(ROOT, "tests", "ddp_run.py"), str(tmp_path), TINY], cwd=ROOT,
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    r0, r1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in (0, 1))
+    assert r0["updates"] == r1["updates"] > 0
+    for key, value in r0["state"].items():
+        assert torch.equal(value, r1["state"][key]), f"rank weights differ at {key}"
+    # Each rank collected its own steps; env_steps counts both.
+    assert r0["policy_steps"] == r1["policy_steps"] == 100  # 64 prefill + 1 per update, per rank
+    assert r0["env_steps"] == r1["env_steps"] == 200
+    assert r0["replay"] >= 100 and r1["replay"] >= 100
+    # ... and they differ: each rank has its own seed, environments and replay.
+    assert sorted(os.listdir(tmp_path / "run" / "replay")) == ["live-rank0", "live-rank1", "saved-rank0", "saved-rank1"]
