@@ -1,0 +1,65 @@
+"""Learning benchmarks (by hand, not in CI): train, resume after any stop, print the curve.
+
+    python bench/learn.py v2_state     # state cartpole swingup, target >= 500 within 100k env steps
+    python bench/learn.py v2_pixels    # pixel cartpole swingup, target >= 200 within 100k env steps
+    python bench/learn.py v2_pixels --report     # only print the curve so far
+
+Runs live in ``--root`` (default ``runs/bench``); running the same benchmark again resumes it
+from its last checkpoint, so a run may span several sessions. Extra ``key=value`` arguments
+are passed to ``fit`` as overrides.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+BENCHMARKS = {
+    "v2_state": (["configs/v2_dmc_cartpole_swingup_state.yaml", "configs/presets/cpu.yaml"], ["replay.train_ratio=128"], 500),
+    "v2_pixels": (["configs/v2_dmc_cartpole_swingup.yaml", "configs/presets/cpu.yaml"], [], 200),
+}
+
+
+def report(run_dir: str, target: float) -> None:
+    path = os.path.join(run_dir, "eval.csv")
+    if not os.path.exists(path):
+        print(f"no evaluations yet in {path}")
+        return
+    rows = list(csv.DictReader(open(path)))
+    print("| env steps | updates | eval return (mean ± std) | wall-clock of the segment (s) |")
+    print("|---|---|---|---|")
+    for r in rows:
+        print(f"| {int(r['env_steps']):,} | {r['updates']} | {float(r['return_mean']):.1f} ± {float(r['return_std']):.1f} | {r['wall_s']} |")
+    best = max(rows, key=lambda r: float(r["return_mean"]))
+    reached = [r for r in rows if float(r["return_mean"]) >= target and int(r["env_steps"]) <= 100_000]
+    verdict = f"reached {target} at {int(reached[0]['env_steps']):,} env steps" if reached else f"not (yet) at {target}"
+    print(f"\nbest {float(best['return_mean']):.1f} at {int(best['env_steps']):,} env steps; target {verdict}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("name", choices=sorted(BENCHMARKS))
+    parser.add_argument("--root", default=os.path.join(ROOT, "runs", "bench"))
+    parser.add_argument("--report", action="store_true")
+    args, extra = parser.parse_known_args()  # anything else: key=value overrides for fit
+    configs, overrides, target = BENCHMARKS[args.name]
+    run_dir = os.path.join(args.root, args.name)
+    if not args.report:
+        cmd = [sys.executable, "-m", "lightning_dreamer", "fit"]
+        for c in configs:
+            cmd += ["--config", os.path.join(ROOT, c)]
+        cmd += overrides + [f"run.dir={run_dir}"] + extra
+        if os.path.exists(os.path.join(run_dir, "checkpoints", "last.ckpt")):
+            cmd += ["--ckpt_path", "last"]
+        print(" ".join(cmd), flush=True)
+        subprocess.run(cmd, cwd=ROOT, check=True)
+    report(run_dir, target)
+
+
+if __name__ == "__main__":
+    main()
