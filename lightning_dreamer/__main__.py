@@ -158,11 +158,11 @@ def main(argv: list[str] | None = None) -> int:
     ev.add_argument("--seed", type=int, default=12345)
     sub.add_parser("algos", help="list registered algorithms")
     args, extra = parser.parse_known_args(argv)
-    from lightning_dreamer.config import ConfigError
+    from lightning_dreamer.config import UserError
 
     try:
         return {"fit": cmd_fit, "eval": cmd_eval, "algos": cmd_algos}[args.command](args, extra)
-    except (ConfigError, CLIError) as err:
+    except (UserError, CLIError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
 

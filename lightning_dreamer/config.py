@@ -31,7 +31,11 @@ from omegaconf.errors import (
 )
 
 
-class ConfigError(ValueError):
+class UserError(ValueError):
+    """A problem the user can fix (bad input, missing file); the CLI prints it on one line."""
+
+
+class ConfigError(UserError):
     """A user-facing configuration problem; the CLI prints it on one line, no traceback."""
 
 

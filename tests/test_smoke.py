@@ -146,3 +146,18 @@ def test_ddp_two_processes_identical_weights(tmp_path):
     assert r0["replay"] >= 100 and r1["replay"] >= 100
     # ... and they differ: each rank has its own seed, environments and replay.
     assert sorted(os.listdir(tmp_path / "run" / "replay")) == ["live-rank0", "live-rank1", "saved-rank0", "saved-rank1"]
+
+
+def test_resume_without_replay_and_too_long_sequences_are_clear_errors(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["fit", "--config", TINY, f"run.dir={run}", "run.total_env_steps=70", *QUIET]) == 0
+    import shutil
+
+    shutil.rmtree(run / "replay" / "saved-rank0")
+    assert main(["fit", "--config", TINY, f"run.dir={run}", "run.total_env_steps=90", "--ckpt_path", "last", *QUIET]) == 2
+    err = capsys.readouterr().err
+    assert "cannot resume: the checkpoint's replay buffer is missing" in err and "Traceback" not in err
+    assert (run / "checkpoints" / "last.ckpt").exists()  # nothing was lost
+    # Point episodes end within 100 steps, so 500-step sequences can never be sampled.
+    assert main(["fit", "--config", TINY, f"run.dir={tmp_path / 'long'}", "replay.seq_len=500", *QUIET]) == 2
+    assert "no episode reached replay.seq_len=500" in capsys.readouterr().err

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from lightning_dreamer.config import config_from_dict
+from lightning_dreamer.config import UserError, config_from_dict
 from lightning_dreamer.data import Collector, Replay, ReplayBatches, TrainRatio, run_episodes
 from lightning_dreamer.envs import make_env
 
@@ -122,16 +122,25 @@ class RLModule(L.LightningModule):
 
     def on_fit_start(self) -> None:
         if self._resume_state is not None:
-            self.replay.load(self._rank_dir("saved"))
+            try:
+                self.replay.load(self._rank_dir("saved"))
+            except FileNotFoundError:
+                raise UserError(f"cannot resume: the checkpoint's replay buffer is missing ({self._rank_dir('saved')}); "
+                                "it is saved beside the checkpoint in run.dir. Start a new run with another run.dir") from None
             _set_rng_state(self.replay.extra["rng"], self.collector.generator)
             self.print(f"resumed: {self.env_steps:,} env steps, {self.updates:,} updates, replay {len(self.replay):,} steps")
             self._resume_state = None
         else:
             self.collector.step(self.cfg.replay.prefill)
             self.policy_steps += self.cfg.replay.prefill
-        while not self.replay.ready():  # episodes shorter than seq_len: keep collecting
+        extra = 0
+        while not self.replay.ready():  # no episode as long as seq_len yet: keep collecting
+            if extra >= 10 * self.cfg.replay.seq_len:
+                raise UserError(f"no episode reached replay.seq_len={self.cfg.replay.seq_len} steps in "
+                                f"{self.policy_steps:,} random agent steps; lower replay.seq_len")
             self.collector.step(self.cfg.replay.seq_len)
             self.policy_steps += self.cfg.replay.seq_len
+            extra += self.cfg.replay.seq_len
         self._record_episodes(log=False)
         self.print(self.replay.describe())
 
