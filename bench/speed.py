@@ -95,9 +95,11 @@ def trainer_updates(size: str, n: int, precision: str) -> list[float]:
     with tempfile.TemporaryDirectory() as tmp:
         cfg, module = build(size, tmp)
         timer = Timer()
+        threads = torch.get_num_threads()
         trainer = L.Trainer(max_steps=3 * (n + 1), precision=precision, logger=False, enable_checkpointing=False,
                             enable_progress_bar=False, enable_model_summary=False, callbacks=[timer], max_epochs=-1)
         trainer.fit(module)
+        torch.set_num_threads(threads)
     return timer.times  # batch end to batch end: sampling + update + hooks
 
 
@@ -172,9 +174,10 @@ def main() -> None:
     parser.add_argument("--precisions", nargs="+", default=["32-true", "bf16-mixed"])
     parser.add_argument("--env-steps", type=int, default=400)
     parser.add_argument("--skip-env", action="store_true")
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="torch threads (never more than free cores)")
     args = parser.parse_args()
     os.chdir(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    torch.set_num_threads(os.cpu_count() or 1)
+    torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.updates} updates per figure (median)")
     print("\n## Seconds per gradient update (sampling + world model + actor + critic)")
     print("| size | precision | direct | Trainer | Trainer overhead |")

@@ -81,6 +81,6 @@ def fit(cfg, ckpt_path: str | None = None, callbacks=()):
     except ValueError as err:  # a config value the networks reject
         raise ConfigError(str(err)) from None
     trainer = L.Trainer(**trainer_kwargs)
-    trainer.fit(module, ckpt_path=ckpt_path)
+    trainer.fit(module, ckpt_path=ckpt_path, weights_only=False)  # our checkpoints hold RNG states
     trainer.save_checkpoint(os.path.join(cfg.run.dir, "checkpoints", "last.ckpt"))
     return module, trainer

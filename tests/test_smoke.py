@@ -34,36 +34,38 @@ def ckpt_state(path):
 
 def test_fit_resume_eval(tmp_path, capsys):
     run = tmp_path / "run"
-    assert main(["fit", "--config", TINY, f"run.dir={run}", "run.total_env_steps=100", "run.eval_every=50", *QUIET]) == 0
+    assert main(["fit", "--config", TINY, f"run.dir={run}", "run.total_env_steps=160", "run.eval_every=80", *QUIET]) == 0
     out = capsys.readouterr().out
     last = run / "checkpoints" / "last.ckpt"
     assert f"checkpoint: {last}" in out
     first = ckpt_state(last)
-    assert first["policy_steps"] == 100 and first["updates"] > 30
+    assert first["policy_steps"] == 160 and first["updates"] > 90
     # metrics: every loss term by name, in a CSV others can read
     rows = list(csv.DictReader(open(run / "logs" / "csv" / "metrics.csv")))
     columns = set(rows[0])
     for name in ("loss/kl", "loss/image", "loss/state", "loss/reward", "loss/actor", "loss/critic", "progress/env_steps"):
         assert name in columns
+    episodes = [(r["train/return"], r["progress/env_steps"]) for r in rows if r.get("train/return")]
+    assert 0 < len(episodes) <= first["episodes"] and len(set(episodes)) == len(episodes)  # each episode once
     assert os.listdir(run / "logs" / "tensorboard")
     evals = list(csv.DictReader(open(run / "eval.csv")))
-    assert [int(r["env_steps"]) for r in evals][-1] == 100
+    assert [int(r["env_steps"]) for r in evals][-1] == 160
     # Starting again into the same directory without --ckpt_path is refused (nothing is overwritten).
     assert main(["fit", "--config", TINY, f"run.dir={run}", *QUIET]) == 2
     assert "already holds a run" in capsys.readouterr().err
     # Resume: counters and replay continue.
-    assert main(["fit", "--config", TINY, f"run.dir={run}", "run.total_env_steps=150", "--ckpt_path", "last", *QUIET]) == 0
+    assert main(["fit", "--config", TINY, f"run.dir={run}", "run.total_env_steps=210", "--ckpt_path", "last", *QUIET]) == 0
     out = capsys.readouterr().out
-    assert "resumed: 100 env steps" in out
+    assert "resumed: 160 env steps" in out
     rows_after = list(csv.DictReader(open(run / "logs" / "csv" / "metrics.csv")))
     assert len(rows_after) > len(rows)  # the log continues, nothing lost:
     assert [{k: r.get(k, "") for k in columns} for r in rows_after[: len(rows)]] == rows
     second = ckpt_state(last)
-    assert second["policy_steps"] == 150 and second["updates"] > first["updates"] + 40
+    assert second["policy_steps"] == 210 and second["updates"] > first["updates"] + 40
     assert second["episodes"] >= first["episodes"]
     # Resume from a checkpoint alone: the config travels inside it.
-    assert main(["fit", "--ckpt_path", str(last), "run.total_env_steps=170", *QUIET]) == 0
-    assert ckpt_state(last)["policy_steps"] == 170
+    assert main(["fit", "--ckpt_path", str(last), "run.total_env_steps=230", *QUIET]) == 0
+    assert ckpt_state(last)["policy_steps"] == 230
     # Evaluate with a video.
     video = tmp_path / "episode.mp4"
     assert main(["eval", "--ckpt", str(last), "--episodes", "2", "--video", str(video)]) == 0

@@ -171,11 +171,15 @@ class RLModule(L.LightningModule):
                       on_step=True, on_epoch=False)
 
     def _record_episodes(self, log: bool = True) -> None:
+        """Count finished episodes; log each one (straight to the loggers, so none is dropped
+        or repeated by the per-batch logging cadence)."""
         for ret, length in self.collector.pop_finished():
             self.episodes += 1
             self.last_return = ret
             if log:
-                self.log_dict({"train/return": ret, "train/length": float(length)}, on_step=True, on_epoch=False)
+                metrics = {"train/return": ret, "train/length": float(length), "progress/env_steps": float(self.env_steps)}
+                for logger in self.trainer.loggers:
+                    logger.log_metrics(metrics, step=self.trainer.global_step)
 
     def updates_per_second(self) -> float:
         return len(self._update_times) / sum(self._update_times) if self._update_times else math.nan
