@@ -47,6 +47,12 @@ def test_resize_area_and_grayscale():
     assert out[:, 0, 0].tolist() == [200] * 3 and out[:, 1, 1].tolist() == [0] * 3
     rgb = torch.tensor([[[255, 0, 0]]], dtype=torch.uint8).expand(2, 2, 3)
     assert resize_image(rgb, 2, grayscale=True).flatten().tolist() == [76] * 4  # 0.299 * 255
+    # Non-integer shrink (3 -> 2): each output pixel covers 1.5 input pixels.
+    columns = torch.tensor([0, 90, 180], dtype=torch.uint8).view(1, 3, 1).expand(3, 3, 1)
+    out = resize_image(columns, 2, grayscale=False)
+    assert out.tolist() == [[[30, 150], [30, 150]]]  # (0 + 0.5 * 90) / 1.5, (0.5 * 90 + 180) / 1.5
+    # A constant frame stays constant whatever the sizes.
+    assert resize_image(torch.full((210, 160, 3), 77, dtype=torch.uint8), 64, False).unique().tolist() == [77]
 
 
 def test_action_repeat_sums_rewards_max_pools_and_stops_at_episode_end():
@@ -111,3 +117,27 @@ def test_dmc_action_repeat_counts_physics_steps():
             break
     assert steps == 500  # 1000 physics steps / action repeat 2
     assert td["truncated"].item() and not td["terminated"].item()
+
+
+def test_ale_action_repeat_matches_frame_by_frame_play():
+    import ale_py
+
+    from lightning_dreamer.envs.atari import ALEActionRepeat
+
+    gym.register_envs(ale_py)
+    kwargs = dict(frameskip=1, repeat_action_probability=0.0, obs_type="grayscale")
+    plain = gym.make("ALE/Pong-v5", **kwargs)
+    wrapped = ALEActionRepeat(gym.make("ALE/Pong-v5", **kwargs), repeat=4, max_pool=True, grayscale=True)
+    plain.reset(seed=5)
+    first, _ = wrapped.reset(seed=5)
+    assert first.shape == (210, 160, 1)
+    for step in range(60):
+        action = (step // 7) % plain.action_space.n
+        frames, total = [], 0.0
+        for _ in range(4):
+            frame, reward, *_ = plain.step(action)
+            frames.append(frame)
+            total += reward
+        obs, reward, terminated, truncated, _ = wrapped.step(action)
+        assert reward == total and not terminated
+        np.testing.assert_array_equal(obs[..., 0], np.maximum(frames[-1], frames[-2]))

@@ -114,18 +114,27 @@ def make_env(cfg, seed: int = 0) -> TransformedEnv:
     else:
         _gym_registry()
         if cfg.suite == "atari":
-            env_id = f"ALE/{cfg.name}-v5"
-            kwargs = {"frameskip": 1, "repeat_action_probability": cfg.sticky_actions, "full_action_space": False, **kwargs}
+            import gymnasium as gym
+            from torchrl.envs import GymWrapper
+
+            from lightning_dreamer.envs.atari import ALEActionRepeat
+
+            ale_kwargs = {"frameskip": 1, "repeat_action_probability": cfg.sticky_actions, "full_action_space": False,
+                          "obs_type": "grayscale" if cfg.grayscale else "rgb", **kwargs}
+            try:
+                raw = gym.make(f"ALE/{cfg.name}-v5", **ale_kwargs)
+            except TypeError as err:
+                raise ConfigError(f"env.kwargs rejected by the ALE: {err}") from None
+            base = GymWrapper(ALEActionRepeat(raw, cfg.action_repeat, cfg.max_pool, cfg.grayscale))
         else:
-            env_id = cfg.name
-        base = GymEnv(env_id, **kwargs)
-        images, _ = _image_and_vector_keys(base)
-        if want_pixels and not images:  # render vector-observation envs
-            base = GymEnv(env_id, from_pixels=True, pixels_only=False, render_mode="rgb_array", **kwargs)
-        images, _ = _image_and_vector_keys(base)
-        transforms.append(ActionRepeat(cfg.action_repeat, max_pool_key=images[0] if (cfg.max_pool and images) else None))
-        if cfg.sticky_actions and cfg.suite != "atari":
-            transforms.append(StickyActions(cfg.sticky_actions, seed=seed))
+            base = GymEnv(cfg.name, **kwargs)
+            images, _ = _image_and_vector_keys(base)
+            if want_pixels and not images:  # render vector-observation envs
+                base = GymEnv(cfg.name, from_pixels=True, pixels_only=False, render_mode="rgb_array", **kwargs)
+            images, _ = _image_and_vector_keys(base)
+            transforms.append(ActionRepeat(cfg.action_repeat, max_pool_key=images[0] if (cfg.max_pool and images) else None))
+            if cfg.sticky_actions:
+                transforms.append(StickyActions(cfg.sticky_actions, seed=seed))
     env = TransformedEnv(base)
     for t in transforms:
         env.append_transform(t)

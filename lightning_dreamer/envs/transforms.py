@@ -11,6 +11,8 @@ Order used by ``make_env``::
 
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn.functional as F
 from tensordict import TensorDictBase
@@ -18,20 +20,34 @@ from torchrl.data import Bounded, Composite
 from torchrl.envs.transforms import Transform
 
 
+@functools.lru_cache(maxsize=16)
+def _area_weights(size_in: int, size_out: int) -> torch.Tensor:
+    """(size_out, size_in) matrix averaging the input pixels each output pixel covers, with
+    fractional coverage at the edges (the INTER_AREA rule). Rows sum to one."""
+    scale = size_in / size_out
+    edges = torch.arange(size_out + 1, dtype=torch.float64) * scale
+    pixels = torch.arange(size_in, dtype=torch.float64)
+    overlap = (torch.minimum(edges[1:, None], pixels[None] + 1) - torch.maximum(edges[:-1, None], pixels[None])).clamp(min=0)
+    return (overlap / scale).float()
+
+
 def resize_image(frames: torch.Tensor, size: int, grayscale: bool) -> torch.Tensor:
     """Resize ``(..., H, W, C)`` uint8 frames to ``(..., C', size, size)`` uint8.
 
-    Area interpolation when shrinking (the average of the covered pixels), bilinear when
-    growing. Grayscale uses the ITU-R 601 luma weights, like the ALE's own grayscale.
+    Shrinking averages the covered pixels (area rule, two small matrix products); growing is
+    bilinear. Grayscale uses the ITU-R 601 luma weights, like the ALE's own grayscale.
     """
     lead = frames.shape[:-3]
-    x = frames.reshape(-1, *frames.shape[-3:]).permute(0, 3, 1, 2).float()
-    if grayscale and x.shape[1] == 3:
-        weights = torch.tensor([0.299, 0.587, 0.114], dtype=x.dtype).view(1, 3, 1, 1)
-        x = (x * weights).sum(1, keepdim=True)
-    if x.shape[-2:] != (size, size):
-        shrinking = x.shape[-2] >= size and x.shape[-1] >= size
-        x = F.interpolate(x, size=(size, size), mode="area" if shrinking else "bilinear", align_corners=None if shrinking else False)
+    x = frames.reshape(-1, *frames.shape[-3:]).float()
+    if grayscale and x.shape[-1] == 3:
+        x = x @ torch.tensor([[0.299], [0.587], [0.114]])
+    x = x.permute(0, 3, 1, 2)
+    height, width = x.shape[-2:]
+    if (height, width) != (size, size):
+        if height >= size and width >= size:
+            x = _area_weights(height, size) @ x @ _area_weights(width, size).T
+        else:
+            x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
     x = x.round_().clamp_(0, 255).to(torch.uint8)
     return x.reshape(*lead, *x.shape[1:])
 
