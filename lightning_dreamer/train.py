@@ -82,5 +82,5 @@ def fit(cfg, ckpt_path: str | None = None, callbacks=()):
         raise ConfigError(str(err)) from None
     trainer = L.Trainer(**trainer_kwargs)
     trainer.fit(module, ckpt_path=ckpt_path, weights_only=False)  # our checkpoints hold RNG states
-    trainer.save_checkpoint(os.path.join(cfg.run.dir, "checkpoints", "last.ckpt"))
+    trainer.save_checkpoint(os.path.join(cfg.run.dir, "checkpoints", "last.ckpt"), weights_only=False)
     return module, trainer

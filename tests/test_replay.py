@@ -82,3 +82,29 @@ def test_train_ratio_paces_collection():
     assert again.owed() == ratio.owed()
     many = TrainRatio(train_ratio=400, batch_steps=100)  # 4 updates per agent step
     assert [many.owed() for _ in range(8)] == [0, 0, 0, 1, 0, 0, 0, 1]
+
+
+def _entry(i, episode):
+    from tensordict import TensorDict
+
+    return TensorDict({"state": torch.full((2,), float(i)), "episode": torch.tensor(episode), "is_first": torch.tensor(False)}, batch_size=[])
+
+
+def test_save_after_wraparound_keeps_oldest_first_and_costs_what_is_filled(tmp_path):
+    replay = Replay(100, batch_size=2, seq_len=5, scratch_dir=str(tmp_path / "live"))
+    for i in range(250):
+        replay.add(_entry(i, i // 20))
+    replay.save(str(tmp_path / "saved"), chunk=32)
+    other = Replay(100, 2, 5, scratch_dir=str(tmp_path / "live2"))
+    other.load(str(tmp_path / "saved"))
+    values = other.buffer.storage[other._logical_indices()]["state"][:, 0]
+    assert values.tolist() == list(map(float, range(150, 250)))  # the newest 100, oldest first
+    other.add(_entry(250, 12))  # overwrites the oldest (150), as the original buffer would
+    assert other.buffer.storage[other._logical_indices()]["state"][:, 0].tolist() == list(map(float, range(151, 251)))
+    # A huge, nearly empty buffer saves only what it holds.
+    big = Replay(1_000_000, 2, 5, scratch_dir=str(tmp_path / "big"))
+    for i in range(50):
+        big.add(_entry(i, 0))
+    big.save(str(tmp_path / "big_saved"))
+    size = sum(f.stat().st_size for f in (tmp_path / "big_saved").iterdir())
+    assert size < 100_000

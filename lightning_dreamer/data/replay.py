@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import warnings
 
 import torch
 from tensordict import TensorDict
@@ -35,6 +34,7 @@ class Replay:
         self.next_episode = 0
         self.extra: dict = {}  # saved and restored with the buffer (per-rank RNG state, ...)
         self.bytes_per_step = 0
+        self.writes = 0  # entries ever added (to find the oldest once the buffer wraps)
         self.keys: tuple = ()
 
     def _sampler(self) -> SliceSampler:
@@ -48,6 +48,7 @@ class Replay:
             self.keys = tuple(step.keys())
             self.bytes_per_step = sum(v.numel() * v.element_size() for v in step.values(True, True))
         self.buffer.add(step)
+        self.writes += 1
 
     def describe(self) -> str:
         total = self.bytes_per_step * self.capacity
@@ -67,14 +68,24 @@ class Replay:
         return {k: batch.get(k).contiguous() for k in self.keys}
 
     # ---------------------------------------------------------------- persistence
-    def save(self, path: str) -> None:
-        """Write the buffer to ``path`` atomically: a crash leaves the previous copy intact."""
+    def _logical_indices(self) -> torch.Tensor:
+        """Storage indices from the oldest entry to the newest."""
+        n = len(self)
+        start = self.writes % self.capacity if self.writes > self.capacity else 0
+        return (torch.arange(n) + start) % self.capacity
+
+    def save(self, path: str, chunk: int = 16384) -> None:
+        """Write the filled part of the buffer, oldest first, to ``path`` atomically: a crash
+        leaves the previous copy intact. Cost is proportional to the data, not the capacity."""
         tmp, old = path + ".tmp", path + ".old"
         shutil.rmtree(tmp, ignore_errors=True)
-        meta = {"next_episode": self.next_episode, "extra": self.extra, "keys": self.keys, "bytes_per_step": self.bytes_per_step}
-        with warnings.catch_warnings():  # harmless for a plain storage: no transform hooks need the cursor
-            warnings.filterwarnings("ignore", "last_cursor is None")
-            self.buffer.dumps(tmp)
+        os.makedirs(tmp)
+        indices = self._logical_indices()
+        for i, start in enumerate(range(0, len(indices), chunk)):
+            part = self.buffer.storage[indices[start : start + chunk]]
+            torch.save({k: part.get(k).contiguous() for k in self.keys}, os.path.join(tmp, f"chunk{i:06d}.pt"))
+        meta = {"next_episode": self.next_episode, "extra": self.extra, "keys": self.keys,
+                "bytes_per_step": self.bytes_per_step, "length": len(indices)}
         torch.save(meta, os.path.join(tmp, "lightning_dreamer.pt"))
         if os.path.exists(path):
             shutil.rmtree(old, ignore_errors=True)
@@ -87,11 +98,19 @@ class Replay:
             path = path + ".old"  # the run died between the two renames of save()
         if not os.path.exists(os.path.join(path, "lightning_dreamer.pt")):
             raise FileNotFoundError(f"no saved replay buffer at {path}")
-        self.buffer.loads(path)
-        self.buffer.set_sampler(self._sampler())  # loads() restores the saved sampler: keep this run's seq_len
         meta = torch.load(os.path.join(path, "lightning_dreamer.pt"), weights_only=False)
         self.next_episode, self.extra = meta["next_episode"], meta["extra"]
         self.keys, self.bytes_per_step = tuple(meta["keys"]), meta["bytes_per_step"]
+        chunks = sorted(f for f in os.listdir(path) if f.startswith("chunk"))
+        loaded = 0
+        for name in chunks:
+            part = torch.load(os.path.join(path, name), weights_only=True)
+            size = next(iter(part.values())).shape[0]
+            self.buffer.extend(TensorDict(part, batch_size=[size]))
+            loaded += size
+        if loaded != meta["length"]:
+            raise FileNotFoundError(f"saved replay buffer at {path} is incomplete ({loaded} of {meta['length']} steps)")
+        self.writes = loaded
 
 
 class ReplayBatches(IterableDataset):
