@@ -104,9 +104,8 @@ def trainer_updates(size: str, n: int, precision: str) -> list[float]:
 
 
 def env_speed(steps: int) -> None:
-    from omegaconf import OmegaConf
 
-    from lightning_dreamer.config import EnvConfig, load_config, to_dict
+    from lightning_dreamer.config import load_config, to_dict
     from lightning_dreamer.data import Collector
     from lightning_dreamer.envs import make_env
     from lightning_dreamer.registry import get_algo

@@ -59,7 +59,7 @@ def _load_checkpoint(path: str) -> dict:
 def cmd_fit(args: argparse.Namespace, extra: list[str]) -> int:
     from omegaconf import OmegaConf
 
-    from lightning_dreamer.config import load_config, to_dict
+    from lightning_dreamer.config import load_config
 
     overrides = _split_overrides(extra)
     ckpt_path = args.ckpt_path

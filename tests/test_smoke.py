@@ -8,7 +8,6 @@ import subprocess
 import sys
 import time
 
-import pytest
 import torch
 
 from lightning_dreamer.__main__ import main
@@ -109,7 +108,7 @@ def test_bf16_mixed_and_videos_on_dmc_pixels(tmp_path):
     assert "done: 240 env steps" in out
     videos = os.listdir(run / "videos")
     assert videos and all(v.startswith("openloop_") and v.endswith(".mp4") for v in videos)
-    rows = list(__import__("csv").DictReader(open(run / "logs" / "csv" / "metrics.csv")))
+    rows = list(csv.DictReader(open(run / "logs" / "csv" / "metrics.csv")))
     losses = [float(r["loss/image"]) for r in rows if r.get("loss/image")]
     assert losses and all(l == l for l in losses)  # finite, logged under bf16
 
@@ -119,7 +118,7 @@ def test_discrete_actions_with_discount_head(tmp_path):
     out = run_cli("fit", "--config", TINY, "env.name=lightning_dreamer/PointDiscrete-v0", "model.pred_discount=true",
                   "model.reward_transform=tanh", f"run.dir={run}", "run.total_env_steps=120", *QUIET).stdout
     assert "done: 120 env steps" in out
-    rows = list(__import__("csv").DictReader(open(run / "logs" / "csv" / "metrics.csv")))
+    rows = list(csv.DictReader(open(run / "logs" / "csv" / "metrics.csv")))
     assert any(r.get("loss/discount") for r in rows)
 
 
