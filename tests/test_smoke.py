@@ -48,7 +48,8 @@ def test_fit_resume_eval(tmp_path, capsys):
     assert 0 < len(episodes) <= first["episodes"] and len(set(episodes)) == len(episodes)  # each episode once
     assert os.listdir(run / "logs" / "tensorboard")
     evals = list(csv.DictReader(open(run / "eval.csv")))
-    assert [int(r["env_steps"]) for r in evals][-1] == 160
+    steps = [int(r["env_steps"]) for r in evals]
+    assert steps[-1] == 160 and len(set(steps)) == len(steps)  # periodic evals, the final one not repeated
     # Starting again into the same directory without --ckpt_path is refused (nothing is overwritten).
     assert main(["fit", "--config", TINY, f"run.dir={run}", *QUIET]) == 2
     assert "already holds a run" in capsys.readouterr().err

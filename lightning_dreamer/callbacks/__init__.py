@@ -71,10 +71,12 @@ class EvalCallback(_EveryEnvSteps):
         self.episodes = episodes
         self.env = None
         self.started = time.time()
+        self.last_env_steps = None
 
     def run(self, trainer, pl_module):
-        if not trainer.is_global_zero:
+        if not trainer.is_global_zero or pl_module.env_steps == self.last_env_steps:
             return
+        self.last_env_steps = pl_module.env_steps
         from lightning_dreamer.envs import make_env
 
         if self.env is None:
