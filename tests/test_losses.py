@@ -154,3 +154,19 @@ def test_onehot_categorical_logprob_entropy():
     onehot = dist.sample().detach()
     torch.testing.assert_close(dist.log_prob(onehot), ref.log_prob(onehot.argmax(-1)))
     torch.testing.assert_close(dist.entropy(), ref.entropy())
+
+
+@pytest.mark.parametrize("loc0, scale0", [(0.0, 0.5), (0.9, 0.1), (-0.95, 0.3)])
+def test_truncated_normal_reparameterised_gradient_matches_analytic_mean(loc0, scale0):
+    def analytic_mean(loc, scale):
+        d = TruncatedNormal(loc, scale)
+        phi = lambda x: torch.exp(-0.5 * x * x) / (2 * torch.pi) ** 0.5  # noqa: E731
+        return loc + scale * (phi(d.alpha) - phi(d.beta)) / d.Z
+
+    loc = torch.tensor([[loc0]], requires_grad=True)
+    scale = torch.tensor([[scale0]], requires_grad=True)
+    x = TruncatedNormal(loc.expand(200000, 1), scale.expand(200000, 1)).rsample()
+    mc = torch.autograd.grad(x.mean(), [loc, scale])
+    exact = torch.autograd.grad(analytic_mean(loc, scale).sum(), [loc, scale])
+    for a, b in zip(mc, exact):
+        assert a.item() == pytest.approx(b.item(), abs=0.01)
