@@ -15,7 +15,7 @@ CONFIGS = sorted(glob.glob(os.path.join(ROOT, "configs", "*.yaml")))
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=os.path.basename)
-@pytest.mark.parametrize("preset", [None, "cpu", "tiny"])
+@pytest.mark.parametrize("preset", [None, "cpu", "tiny", "paper_dmc"])
 def test_every_config_parses(path, preset):
     paths = [path] + ([os.path.join(ROOT, "configs", "presets", f"{preset}.yaml")] if preset else [])
     cfg = load_config(paths, [])
@@ -30,6 +30,13 @@ def test_presets_overlay_and_overrides(tmp_path):
     assert cfg.model.deter == 64  # the override wins
     assert cfg.model.kl_free == 1.0  # untouched by the preset
     assert cfg.trainer.precision == "bf16-mixed"
+
+
+def test_paper_preset_undoes_cpu_preset():
+    base = load_config([os.path.join(ROOT, "configs", "v2_dmc_cartpole_swingup.yaml")], [])
+    both = load_config([os.path.join(ROOT, "configs", "v2_dmc_cartpole_swingup.yaml"), os.path.join(ROOT, "configs", "presets", "cpu.yaml"),
+                        os.path.join(ROOT, "configs", "presets", "paper_dmc.yaml")], [])
+    assert both.model == base.model and both.replay.train_ratio == base.replay.train_ratio
 
 
 def test_interpolation_works():
