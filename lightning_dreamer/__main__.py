@@ -64,11 +64,13 @@ def cmd_fit(args: argparse.Namespace, extra: list[str]) -> int:
     overrides = _split_overrides(extra)
     ckpt_path = args.ckpt_path
     configs = list(args.config or [])
+    validated = False  # each checkpoint file is read once here (Lightning reads it again to restore)
     if ckpt_path and ckpt_path != "last" and not configs:
         # Resume without YAML: the config travels inside the checkpoint.
         from lightning_dreamer.config import config_from_dict
 
         stored = _load_checkpoint(ckpt_path)["hyper_parameters"]["config"]
+        validated = True
         merged = OmegaConf.merge(OmegaConf.create(stored), OmegaConf.from_dotlist(overrides))
         cfg = config_from_dict(OmegaConf.to_container(merged))
     else:
@@ -85,7 +87,7 @@ def cmd_fit(args: argparse.Namespace, extra: list[str]) -> int:
         if not os.path.isfile(last):
             raise CLIError(f"--ckpt_path last: no checkpoint at {last} (run.dir={run_dir})")
         ckpt_path = last
-    if ckpt_path:
+    if ckpt_path and not validated:
         _load_checkpoint(ckpt_path)
     child = "LOCAL_RANK" in os.environ and os.environ.get("LOCAL_RANK") != "0"
     if not ckpt_path and os.path.exists(last) and not child:

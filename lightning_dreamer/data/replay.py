@@ -29,16 +29,13 @@ class Replay:
         self.capacity, self.batch_size, self.seq_len = capacity, batch_size, seq_len
         self.buffer = TensorDictReplayBuffer(
             storage=LazyMemmapStorage(capacity, scratch_dir=scratch_dir, existsok=True),
-            sampler=self._sampler(),
+            sampler=SliceSampler(slice_len=seq_len, traj_key="episode", strict_length=True),
         )
         self.next_episode = 0
         self.extra: dict = {}  # saved and restored with the buffer (per-rank RNG state, ...)
         self.bytes_per_step = 0
         self.writes = 0  # entries ever added (to find the oldest once the buffer wraps)
         self.keys: tuple = ()
-
-    def _sampler(self) -> SliceSampler:
-        return SliceSampler(slice_len=self.seq_len, traj_key="episode", strict_length=True)
 
     def __len__(self) -> int:
         return len(self.buffer)
