@@ -181,6 +181,18 @@ class RLModule(L.LightningModule):
                 for logger in self.trainer.loggers:
                     logger.log_metrics(metrics, step=self.trainer.global_step)
 
+    def optimise(self, optimizer, loss: torch.Tensor, clip: float) -> None:
+        """One manual optimisation step with gradient-norm clipping (Lightning handles AMP/DDP)."""
+        optimizer.zero_grad(set_to_none=True)
+        self.manual_backward(loss)
+        if clip > 0:
+            self.clip_gradients(optimizer, gradient_clip_val=clip, gradient_clip_algorithm="norm")
+        optimizer.step()
+
+    def openloop_video(self, batch, context: int = 5, count: int = 4) -> torch.Tensor:
+        """Real | predicted | error frames as uint8 (T, 3H, count*W, C); see the world model."""
+        return self.world_model.openloop_video(batch, context, count)
+
     def updates_per_second(self) -> float:
         return len(self._update_times) / sum(self._update_times) if self._update_times else math.nan
 

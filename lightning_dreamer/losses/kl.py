@@ -12,9 +12,18 @@ def categorical_kl(post_logits: torch.Tensor, prior_logits: torch.Tensor) -> tor
     return (post_logp.exp() * (post_logp - prior_logp)).sum((-2, -1))
 
 
-def _free(kl: torch.Tensor, free: float) -> torch.Tensor:
-    """Free nats on the batch mean (DreamerV2 ``free_avg``): below ``free`` the term is the
-    constant ``free`` (no gradient); above it the term is unchanged. Shape is kept."""
+def gaussian_kl(post_mean, post_std, prior_mean, prior_std) -> torch.Tensor:
+    """KL(post || prior) for diagonal Gaussians ``(..., stoch)``, summed over the last dim."""
+    post_mean, post_std, prior_mean, prior_std = (x.float() for x in (post_mean, post_std, prior_mean, prior_std))
+    var_ratio = (post_std / prior_std) ** 2
+    mean_term = ((post_mean - prior_mean) / prior_std) ** 2
+    return 0.5 * (var_ratio + mean_term - 1 - var_ratio.log()).sum(-1)
+
+
+def free_nats(kl: torch.Tensor, free: float) -> torch.Tensor:
+    """Free nats on the batch mean (DreamerV1 ``max(mean KL, free)``, DreamerV2 ``free_avg``):
+    below ``free`` the term is the constant ``free`` (no gradient); above it the term is
+    unchanged. Shape is kept."""
     if free <= 0 or kl.mean() > free:
         return kl
     return torch.full_like(kl, free) + 0.0 * kl  # keeps the graph, zero gradient
@@ -30,5 +39,5 @@ def kl_balanced(post_logits, prior_logits, balance: float = 0.8, free: float = 0
     value = categorical_kl(post_logits, prior_logits)
     lhs = categorical_kl(post_logits.detach(), prior_logits)
     rhs = categorical_kl(post_logits, prior_logits.detach())
-    loss = balance * _free(lhs, free) + (1 - balance) * _free(rhs, free)
+    loss = balance * free_nats(lhs, free) + (1 - balance) * free_nats(rhs, free)
     return loss, value.detach()

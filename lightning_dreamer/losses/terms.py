@@ -19,6 +19,17 @@ def discount_target(is_terminal: torch.Tensor) -> torch.Tensor:
     return 1.0 - is_terminal.float()
 
 
+def loss_scales_for(configured: Mapping[str, float], expected: set[str], allowed: tuple[str, ...]) -> dict[str, float]:
+    """The scales of this agent's loss terms, or a ValueError naming unknown or missing terms."""
+    unknown = sorted(set(configured) - set(allowed))
+    if unknown:
+        raise ValueError(f"model.loss_scales has unknown terms {unknown}; allowed: {', '.join(allowed)}")
+    missing = sorted(expected - set(configured))
+    if missing:
+        raise ValueError(f"model.loss_scales lacks {missing}; this agent's loss terms are {sorted(expected)}")
+    return {k: float(configured[k]) for k in expected}
+
+
 def total_loss(losses: Mapping[str, torch.Tensor], scales: Mapping[str, float]) -> torch.Tensor:
     """``sum(losses[k].mean() * scales[k])`` after checking that every term has a scale."""
     missing = sorted(set(losses) - set(scales))
@@ -40,7 +51,8 @@ def actor_loss(log_prob, entropy, returns, baseline, weight, reinforce: float, e
         objective = objective + reinforce * log_prob * (returns - baseline).detach()
     if reinforce < 1:
         objective = objective + (1 - reinforce) * returns
-    objective = objective + entropy_scale * entropy
+    if entropy_scale:
+        objective = objective + entropy_scale * entropy
     return -weight.detach() * objective
 
 

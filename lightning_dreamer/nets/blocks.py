@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import torch
 from torch import nn
 
@@ -94,3 +96,16 @@ class LayerNormGRUCell(nn.Module):
         cand = torch.tanh(reset * cand)
         update = torch.sigmoid(update + self.update_bias)
         return update * cand + (1 - update) * h
+
+
+@contextmanager
+def frozen(module: nn.Module):
+    """Parameters get no gradient inside the block; gradients still flow *through* the module."""
+    flags = [p.requires_grad for p in module.parameters()]
+    for p in module.parameters():
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p, flag in zip(module.parameters(), flags):
+            p.requires_grad_(flag)

@@ -1,10 +1,12 @@
-"""Recurrent state-space model (RSSM) with categorical latents (DreamerV2).
+"""Recurrent state-space model (RSSM), shared by Dreamer V1 (Gaussian latents) and V2
+(categorical latents). Only the stochastic part differs; it is a small ``Latent`` object.
 
 A state is a dict of tensors::
 
-    deter:  (..., deter)            deterministic GRU state h_t
-    stoch:  (..., stoch, classes)   one-hot sample z_t (straight-through gradients)
-    logits: (..., stoch, classes)   the distribution z_t was drawn from
+    deter:  (..., deter)     deterministic GRU state h_t
+    stoch:  (..., *shape)    sample z_t: one-hot (stoch, classes) with straight-through
+                             gradients (V2), or a reparameterised Gaussian sample (stoch,) (V1)
+    + the parameters z_t was drawn from: logits (V2), or mean and std (V1)
 
 Time indices, as stored in replay (entry t holds the action that *led to* obs t)::
 
@@ -20,61 +22,89 @@ Time indices, as stored in replay (entry t holds the action that *led to* obs t)
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from lightning_dreamer.nets.blocks import MLP, LayerNormGRUCell, activation
 from lightning_dreamer.nets.distributions import straight_through_onehot
 
 
-class CategoricalRSSM(nn.Module):
-    def __init__(self, action_dim: int, embed_dim: int, deter: int = 1024, stoch: int = 32, classes: int = 32,
-                 hidden: int = 1024, act: str = "elu"):
+class CategoricalLatent:
+    """``stoch`` independent categoricals of ``classes`` classes (DreamerV2: 32 x 32)."""
+
+    def __init__(self, stoch: int = 32, classes: int = 32):
+        self.stoch, self.classes = stoch, classes
+        self.param_dim = self.flat_dim = stoch * classes
+        self.shape = (stoch, classes)
+
+    def params_keys(self) -> tuple[str, ...]:
+        return ("logits",)
+
+    def __call__(self, raw: torch.Tensor) -> dict[str, torch.Tensor]:
+        logits = raw.reshape(*raw.shape[:-1], self.stoch, self.classes)
+        return {"logits": logits, "stoch": straight_through_onehot(logits)}
+
+
+class GaussianLatent:
+    """A diagonal Gaussian of ``stoch`` dims with ``std = softplus(raw) + min_std`` (DreamerV1: 30, 0.1)."""
+
+    def __init__(self, stoch: int = 30, min_std: float = 0.1):
+        self.stoch, self.min_std = stoch, min_std
+        self.param_dim, self.flat_dim = 2 * stoch, stoch
+        self.shape = (stoch,)
+
+    def params_keys(self) -> tuple[str, ...]:
+        return ("mean", "std")
+
+    def __call__(self, raw: torch.Tensor) -> dict[str, torch.Tensor]:
+        mean, std = raw.float().chunk(2, -1)
+        std = F.softplus(std) + self.min_std
+        stoch = mean + std * torch.randn_like(std)
+        return {"mean": mean, "std": std, "stoch": stoch.to(raw.dtype)}
+
+
+class RSSM(nn.Module):
+    """``img_step``: [z, a] -> dense -> GRU -> dense -> prior; ``obs_step`` adds the posterior
+    from [h, embed]. ``layer_norm_gru`` selects V2's normalised GRU (V1: torch's GRUCell)."""
+
+    def __init__(self, action_dim: int, embed_dim: int, latent, deter: int = 200, hidden: int = 200,
+                 act: str = "elu", layer_norm_gru: bool = True):
         super().__init__()
-        self.deter, self.stoch, self.classes = deter, stoch, classes
-        self.img_in = nn.Sequential(nn.Linear(stoch * classes + action_dim, hidden), activation(act))
-        self.gru = LayerNormGRUCell(hidden, deter)
-        self.prior_net = MLP(deter, stoch * classes, hidden, 1, act)
-        self.post_net = MLP(deter + embed_dim, stoch * classes, hidden, 1, act)
+        self.latent, self.deter = latent, deter
+        self.img_in = nn.Sequential(nn.Linear(latent.flat_dim + action_dim, hidden), activation(act))
+        self.gru = LayerNormGRUCell(hidden, deter) if layer_norm_gru else nn.GRUCell(hidden, deter)
+        self.prior_net = MLP(deter, latent.param_dim, hidden, 1, act)
+        self.post_net = MLP(deter + embed_dim, latent.param_dim, hidden, 1, act)
 
     @property
     def feat_dim(self) -> int:
-        return self.deter + self.stoch * self.classes
+        return self.deter + self.latent.flat_dim
 
     def initial(self, batch: int, device=None) -> dict[str, torch.Tensor]:
-        dtype = torch.get_default_dtype()
-        return {
-            "deter": torch.zeros(batch, self.deter, device=device, dtype=dtype),
-            "stoch": torch.zeros(batch, self.stoch, self.classes, device=device, dtype=dtype),
-            "logits": torch.zeros(batch, self.stoch, self.classes, device=device, dtype=dtype),
-        }
+        zeros = lambda *shape: torch.zeros(batch, *shape, device=device, dtype=torch.get_default_dtype())  # noqa: E731
+        state = {"deter": zeros(self.deter), "stoch": zeros(*self.latent.shape)}
+        state.update({k: zeros(*self.latent.shape) for k in self.latent.params_keys()})
+        return state
 
-    @staticmethod
-    def feat(state: dict[str, torch.Tensor]) -> torch.Tensor:
+    def feat(self, state: dict[str, torch.Tensor]) -> torch.Tensor:
         stoch = state["stoch"]
-        return torch.cat([state["deter"], stoch.reshape(*stoch.shape[:-2], -1).to(state["deter"].dtype)], -1)
-
-    def _latent(self, logits: torch.Tensor) -> dict[str, torch.Tensor]:
-        logits = logits.reshape(*logits.shape[:-1], self.stoch, self.classes)
-        return {"logits": logits, "stoch": straight_through_onehot(logits)}
+        stoch = stoch.reshape(*state["deter"].shape[:-1], self.latent.flat_dim)
+        return torch.cat([state["deter"], stoch.to(state["deter"].dtype)], -1)
 
     def img_step(self, state: dict[str, torch.Tensor], action: torch.Tensor) -> dict[str, torch.Tensor]:
-        stoch = state["stoch"].reshape(*state["stoch"].shape[:-2], -1)
+        stoch = state["stoch"].reshape(*state["deter"].shape[:-1], self.latent.flat_dim)
         x = self.img_in(torch.cat([stoch.to(action.dtype), action], -1))
         deter = self.gru(x, state["deter"].to(x.dtype))
-        return {"deter": deter, **self._latent(self.prior_net(deter))}
+        return {"deter": deter, **self.latent(self.prior_net(deter))}
 
     def obs_step(self, state, action, embed, is_first):
         """One filtering step. Returns (posterior, prior)."""
         keep = (~is_first).to(action.dtype).unsqueeze(-1)
         action = action * keep
-        state = {
-            "deter": state["deter"] * keep,
-            "stoch": state["stoch"] * keep.unsqueeze(-1),
-            "logits": state["logits"] * keep.unsqueeze(-1),
-        }
+        state = {k: v * keep.reshape(keep.shape + (1,) * (v.dim() - keep.dim())) for k, v in state.items()}
         prior = self.img_step(state, action)
-        logits = self.post_net(torch.cat([prior["deter"], embed.to(prior["deter"].dtype)], -1))
-        post = {"deter": prior["deter"], **self._latent(logits)}
+        raw = self.post_net(torch.cat([prior["deter"], embed.to(prior["deter"].dtype)], -1))
+        post = {"deter": prior["deter"], **self.latent(raw)}
         return post, prior
 
     def observe(self, embed, action, is_first, state=None):
@@ -97,3 +127,15 @@ class CategoricalRSSM(nn.Module):
             state = self.img_step(state, actions[:, t])
             priors.append(state)
         return {k: torch.stack([s[k] for s in priors], 1) for k in priors[0]}
+
+
+def CategoricalRSSM(action_dim: int, embed_dim: int, deter: int = 1024, stoch: int = 32, classes: int = 32,
+                    hidden: int = 1024, act: str = "elu") -> RSSM:
+    """DreamerV2's RSSM: categorical latents and the layer-normalised GRU."""
+    return RSSM(action_dim, embed_dim, CategoricalLatent(stoch, classes), deter, hidden, act, layer_norm_gru=True)
+
+
+def GaussianRSSM(action_dim: int, embed_dim: int, deter: int = 200, stoch: int = 30, hidden: int = 200,
+                 act: str = "elu", min_std: float = 0.1) -> RSSM:
+    """DreamerV1's RSSM: diagonal Gaussian latents and a plain GRU cell."""
+    return RSSM(action_dim, embed_dim, GaussianLatent(stoch, min_std), deter, hidden, act, layer_norm_gru=False)
