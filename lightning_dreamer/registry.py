@@ -11,6 +11,7 @@ import importlib
 _ALGOS: dict[str, type] = {}
 # name -> module that registers it on import
 _KNOWN = {
+    "dreamer_v1": "lightning_dreamer.algos.dreamer_v1",
     "dreamer_v2": "lightning_dreamer.algos.dreamer_v2",
 }
 

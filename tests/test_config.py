@@ -14,13 +14,29 @@ from conftest import ROOT
 CONFIGS = sorted(glob.glob(os.path.join(ROOT, "configs", "*.yaml")))
 
 
+# Size presets per algorithm (a preset's model keys belong to one algorithm's schema).
+PRESETS = {"dreamer_v2": ["cpu", "tiny", "paper_dmc"], "dreamer_v1": ["v1_cpu", "v1_tiny"]}
+
+
 @pytest.mark.parametrize("path", CONFIGS, ids=os.path.basename)
-@pytest.mark.parametrize("preset", [None, "cpu", "tiny", "paper_dmc"])
-def test_every_config_parses(path, preset):
-    paths = [path] + ([os.path.join(ROOT, "configs", "presets", f"{preset}.yaml")] if preset else [])
-    cfg = load_config(paths, [])
-    assert cfg.algo == "dreamer_v2"
-    assert "${" not in OmegaConf.to_yaml(cfg, resolve=True)
+def test_every_config_parses_alone_and_with_its_presets(path):
+    algo = OmegaConf.load(path).algo
+    assert algo in PRESETS
+    for preset in [None, *PRESETS[algo]]:
+        paths = [path] + ([os.path.join(ROOT, "configs", "presets", f"{preset}.yaml")] if preset else [])
+        cfg = load_config(paths, [])
+        assert cfg.algo == algo
+        assert "${" not in OmegaConf.to_yaml(cfg, resolve=True)
+
+
+def test_every_preset_is_tested():
+    names = {os.path.basename(p)[:-5] for p in glob.glob(os.path.join(ROOT, "configs", "presets", "*.yaml"))}
+    assert names == {p for presets in PRESETS.values() for p in presets}
+
+
+def test_preset_of_another_algorithm_is_a_clear_error():
+    with pytest.raises(ConfigError, match="unknown config key 'model.classes'"):
+        load_config([os.path.join(ROOT, "configs", "v1_dmc_cartpole_swingup.yaml"), os.path.join(ROOT, "configs", "presets", "cpu.yaml")], [])
 
 
 def test_presets_overlay_and_overrides(tmp_path):

@@ -1,4 +1,4 @@
-"""The math of Dreamer V2, each check able to fail."""
+"""The math of Dreamer V1 and V2, each check able to fail."""
 
 import pytest
 import torch
@@ -7,12 +7,14 @@ from lightning_dreamer.losses import (
     actor_loss,
     categorical_kl,
     discount_target,
+    free_nats,
+    gaussian_kl,
     kl_balanced,
     lambda_return,
     total_loss,
     trajectory_weights,
 )
-from lightning_dreamer.nets.distributions import OneHotCategorical, TruncatedNormal, straight_through_onehot
+from lightning_dreamer.nets.distributions import OneHotCategorical, TanhNormal, TruncatedNormal, straight_through_onehot
 
 
 def test_lambda_return_hand_computed_with_discounts_and_episode_end():
@@ -170,3 +172,60 @@ def test_truncated_normal_reparameterised_gradient_matches_analytic_mean(loc0, s
     exact = torch.autograd.grad(analytic_mean(loc, scale).sum(), [loc, scale])
     for a, b in zip(mc, exact):
         assert a.item() == pytest.approx(b.item(), abs=0.01)
+
+
+# ---------------------------------------------------------------- Dreamer V1: Gaussian KL, free nats, tanh-Normal
+
+
+def test_gaussian_kl_matches_torch_distributions():
+    g = torch.Generator().manual_seed(1)
+    pm, qm = torch.randn(5, 7, generator=g), torch.randn(5, 7, generator=g)
+    ps, qs = torch.rand(5, 7, generator=g) + 0.1, torch.rand(5, 7, generator=g) + 0.1
+    expected = torch.distributions.kl_divergence(torch.distributions.Normal(pm, ps), torch.distributions.Normal(qm, qs)).sum(-1)
+    torch.testing.assert_close(gaussian_kl(pm, ps, qm, qs), expected)
+    assert torch.allclose(gaussian_kl(pm, ps, pm, ps), torch.zeros(5), atol=1e-6)
+
+
+@pytest.mark.parametrize("free", [0.5, 3.0])
+def test_free_nats_clamp_below_and_pass_gradients_above(free):
+    # One Gaussian latent of 4 dims; the KL grows with the distance between the means.
+    prior_mean = torch.zeros(8, 4)
+    std = torch.ones(8, 4)
+    for shift, above in ((0.1, False), (2.0, True)):
+        post_mean = torch.full((8, 4), shift, requires_grad=True)
+        kl = gaussian_kl(post_mean, std, prior_mean, std)  # = 4 * shift^2 / 2 per sample
+        loss = free_nats(kl, free)
+        assert (kl.mean().item() > free) == above
+        loss.mean().backward()
+        if above:
+            torch.testing.assert_close(loss, kl)
+            torch.testing.assert_close(post_mean.grad, torch.full((8, 4), shift / 8))  # d/dmu mean(2 mu^2) per element
+        else:
+            torch.testing.assert_close(loss, torch.full_like(kl, free))
+            assert post_mean.grad.abs().sum() == 0
+
+
+def test_tanh_normal_samples_in_bounds_and_log_prob_matches_change_of_variables():
+    loc = torch.tensor([[0.0, 2.0, -3.0]])
+    scale = torch.tensor([[0.5, 5.0, 0.1]])
+    dist = TanhNormal(loc, scale)
+    samples = torch.stack([dist.rsample() for _ in range(2000)])
+    assert (samples.abs() <= 1).all()  # float32 tanh reaches exactly +-1 for |x| > 9: still in bounds
+    assert torch.isfinite(dist.log_prob(samples)).all()
+    reference = torch.distributions.TransformedDistribution(
+        torch.distributions.Normal(loc, scale), [torch.distributions.TanhTransform()])
+    y = torch.tensor([[0.3, -0.9, 0.99]])
+    torch.testing.assert_close(dist.log_prob(y), reference.log_prob(y).sum(-1), rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(dist.mode(), torch.tanh(loc))
+    # 1-D density integrates to 1 over (-1, 1)
+    one = TanhNormal(torch.tensor([[0.7]]), torch.tensor([[0.8]]))
+    grid = torch.linspace(-1 + 1e-5, 1 - 1e-5, 200_001).unsqueeze(-1)
+    density = one.log_prob(grid).exp()
+    assert abs(torch.trapezoid(density, grid.squeeze(-1)).item() - 1) < 1e-3
+
+
+def test_tanh_normal_rsample_is_differentiable():
+    loc = torch.zeros(1, 2, requires_grad=True)
+    scale = torch.ones(1, 2, requires_grad=True)
+    TanhNormal(loc, scale).rsample().sum().backward()
+    assert loc.grad.abs().sum() > 0 and scale.grad is not None

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 import torch
 
 from lightning_dreamer.__main__ import main
@@ -16,6 +17,10 @@ from conftest import ROOT
 
 TINY = os.path.join(ROOT, "configs", "tiny_point.yaml")
 TINY_PRESET = os.path.join(ROOT, "configs", "presets", "tiny.yaml")
+TINY_V1 = os.path.join(ROOT, "configs", "tiny_point_v1.yaml")
+TINY_PRESET_V1 = os.path.join(ROOT, "configs", "presets", "v1_tiny.yaml")
+# (tiny config, tiny size preset, name of the value-learning loss) per algorithm
+ALGOS = {"dreamer_v2": (TINY, TINY_PRESET, "loss/critic"), "dreamer_v1": (TINY_V1, TINY_PRESET_V1, "loss/value")}
 QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false", "run.threads=1"]
 
 
@@ -31,7 +36,9 @@ def ckpt_state(path):
     return torch.load(path, map_location="cpu", weights_only=False)["lightning_dreamer"]
 
 
-def test_fit_resume_eval(tmp_path, capsys):
+@pytest.mark.parametrize("algo", sorted(ALGOS))
+def test_fit_resume_eval(tmp_path, capsys, algo):
+    TINY, _, value_loss = ALGOS[algo]
     run = tmp_path / "run"
     assert main(["fit", "--config", TINY, f"run.dir={run}", "run.total_env_steps=160", "run.eval_every=80", *QUIET]) == 0
     out = capsys.readouterr().out
@@ -42,7 +49,7 @@ def test_fit_resume_eval(tmp_path, capsys):
     # metrics: every loss term by name, in a CSV others can read
     rows = list(csv.DictReader(open(run / "logs" / "csv" / "metrics.csv")))
     columns = set(rows[0])
-    for name in ("loss/kl", "loss/image", "loss/state", "loss/reward", "loss/actor", "loss/critic", "progress/env_steps"):
+    for name in ("loss/kl", "loss/image", "loss/state", "loss/reward", "loss/actor", value_loss, "progress/env_steps"):
         assert name in columns
     episodes = [(r["train/return"], r["progress/env_steps"]) for r in rows if r.get("train/return")]
     assert 0 < len(episodes) <= first["episodes"] and len(set(episodes)) == len(episodes)  # each episode once
@@ -74,7 +81,9 @@ def test_fit_resume_eval(tmp_path, capsys):
     assert video.stat().st_size > 1000
 
 
-def test_kill_9_then_resume(tmp_path):
+@pytest.mark.parametrize("algo", sorted(ALGOS))
+def test_kill_9_then_resume(tmp_path, algo):
+    TINY = ALGOS[algo][0]
     run = tmp_path / "run"
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "lightning_dreamer", "fit", "--config", TINY, f"run.dir={run}",
@@ -101,7 +110,9 @@ def test_kill_9_then_resume(tmp_path):
     assert final["policy_steps"] == target and final["updates"] > saved["updates"]
 
 
-def test_bf16_mixed_and_videos_on_dmc_pixels(tmp_path):
+@pytest.mark.parametrize("algo", sorted(ALGOS))
+def test_bf16_mixed_and_videos_on_dmc_pixels(tmp_path, algo):
+    TINY, TINY_PRESET, _ = ALGOS[algo]
     run = tmp_path / "run"
     out = run_cli("fit", "--config", TINY, "--config", TINY_PRESET, "env.suite=dmc", "env.name=cartpole_swingup", "env.obs=pixels",
                   "env.action_repeat=2", f"run.dir={run}", "run.total_env_steps=240", "run.video_every=100",
@@ -114,7 +125,9 @@ def test_bf16_mixed_and_videos_on_dmc_pixels(tmp_path):
     assert losses and all(l == l for l in losses)  # finite, logged under bf16
 
 
-def test_discrete_actions_with_discount_head(tmp_path):
+@pytest.mark.parametrize("algo", sorted(ALGOS))
+def test_discrete_actions_with_discount_head(tmp_path, algo):
+    TINY = ALGOS[algo][0]
     run = tmp_path / "run"
     out = run_cli("fit", "--config", TINY, "env.name=lightning_dreamer/PointDiscrete-v0", "model.pred_discount=true",
                   "model.reward_transform=tanh", f"run.dir={run}", "run.total_env_steps=120", *QUIET).stdout
