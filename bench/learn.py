@@ -1,7 +1,9 @@
 """Learning benchmarks (by hand, not in CI): train, resume after any stop, print the curve.
 
-    python bench/learn.py v2_state     # state cartpole swingup, target >= 500 within 100k env steps
-    python bench/learn.py v2_pixels    # pixel cartpole swingup, target >= 200 within 100k env steps
+    python bench/learn.py v2_state     # Dreamer V2, state cartpole swingup, target >= 500 within 100k env steps
+    python bench/learn.py v2_pixels    # Dreamer V2, pixel cartpole swingup, target >= 200 within 100k env steps
+    python bench/learn.py v1_state     # Dreamer V1, state cartpole swingup, target >= 500 within 100k env steps
+    python bench/learn.py v1_pixels    # Dreamer V1, pixel cartpole swingup, target >= 150 within 100k env steps
     python bench/learn.py v2_pixels --report     # only print the curve so far
 
 Runs live in ``--root`` (default ``runs/bench``); running the same benchmark again resumes it
@@ -22,6 +24,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BENCHMARKS = {
     "v2_state": (["configs/v2_dmc_cartpole_swingup_state.yaml", "configs/presets/cpu.yaml"], ["replay.train_ratio=128"], 500),
     "v2_pixels": (["configs/v2_dmc_cartpole_swingup.yaml", "configs/presets/cpu.yaml"], [], 200),
+    "v1_state": (["configs/v1_dmc_cartpole_swingup_state.yaml", "configs/presets/v1_cpu.yaml"], ["replay.train_ratio=128"], 500),
+    "v1_pixels": (["configs/v1_dmc_cartpole_swingup.yaml", "configs/presets/v1_cpu.yaml"], [], 150),
 }
 
 

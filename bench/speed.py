@@ -1,12 +1,13 @@
 """Speed benchmark: prints figures, asserts nothing.
 
-1. Seconds per Dreamer V2 gradient update (world model + actor + critic) for three sizes
-   (tiny, small = deter 200 / CNN depth 16, and the paper's Atari size), in fp32 and
+1. Seconds per gradient update (world model + actor + critic) of Dreamer V2 and Dreamer V1 at
+   the same three sizes (tiny, small = deter 200 / CNN depth 16 / 2 x 200 MLPs, and the V2
+   paper's Atari size: deter 600, CNN depth 48, 4 x 400 MLPs; 16 x 50 batches), in fp32 and
    bf16-mixed, both through the Lightning Trainer and by calling the same update directly.
 2. Collection speed: agent steps/s of our Collector (policy in the loop and random actions)
    against the raw dm_control / gymnasium loop on the same task.
 
-    python bench/speed.py [--updates 10] [--sizes tiny small atari] [--skip-env]
+    python bench/speed.py [--updates 10] [--algos dreamer_v2 dreamer_v1] [--sizes tiny small atari] [--skip-env]
 """
 
 from __future__ import annotations
@@ -24,22 +25,35 @@ import torch  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+_V1_HEADS = ["model.reward_layers", "model.discount_layers", "model.value_layers", "model.actor_layers"]
 SIZES = {
-    "tiny": ["model.deter=32", "model.hidden=32", "model.stoch=4", "model.classes=4", "model.cnn_depth=4",
-             "model.mlp_units=32", "model.mlp_layers=1", "replay.batch_size=4", "replay.seq_len=16"],
-    "small": ["model.deter=200", "model.hidden=200", "model.stoch=16", "model.classes=16", "model.cnn_depth=16",
-              "model.mlp_units=200", "model.mlp_layers=2"],
-    "atari": [],  # configs/v2_atari.yaml as it is: deter 600, CNN depth 48, 4 x 400 MLPs, 16 x 50 batches
+    "dreamer_v2": {
+        "tiny": ["model.deter=32", "model.hidden=32", "model.stoch=4", "model.classes=4", "model.cnn_depth=4",
+                 "model.mlp_units=32", "model.mlp_layers=1", "replay.batch_size=4", "replay.seq_len=16"],
+        "small": ["model.deter=200", "model.hidden=200", "model.stoch=16", "model.classes=16", "model.cnn_depth=16",
+                  "model.mlp_units=200", "model.mlp_layers=2"],
+        "atari": [],  # configs/v2_atari.yaml as it is: deter 600, CNN depth 48, 4 x 400 MLPs, 16 x 50 batches
+    },
+    # V1 at the same network sizes (its latent: a 30-dim Gaussian; 4 at tiny size), same batches.
+    "dreamer_v1": {
+        "tiny": ["model.deter=32", "model.hidden=32", "model.stoch=4", "model.cnn_depth=4", "model.mlp_units=32",
+                 "model.mlp_layers=1", *(f"{k}=1" for k in _V1_HEADS), "replay.batch_size=4", "replay.seq_len=16"],
+        "small": ["model.deter=200", "model.hidden=200", "model.stoch=30", "model.cnn_depth=16", "model.mlp_units=200",
+                  "model.mlp_layers=2", *(f"{k}=2" for k in _V1_HEADS), "replay.batch_size=16", "replay.seq_len=50"],
+        "atari": ["model.deter=600", "model.hidden=600", "model.stoch=30", "model.cnn_depth=48", "model.mlp_units=400",
+                  "model.mlp_layers=4", *(f"{k}=4" for k in _V1_HEADS), "replay.batch_size=16", "replay.seq_len=50"],
+    },
 }
+BASE = {"dreamer_v2": "configs/v2_atari.yaml", "dreamer_v1": "configs/v1_atari.yaml"}
 
 
-def build(size: str, run_dir: str):
+def build(algo: str, size: str, run_dir: str):
     from lightning_dreamer.config import load_config, to_dict
     from lightning_dreamer.registry import get_algo
 
-    overrides = SIZES[size] + [f"run.dir={run_dir}", "replay.capacity=5000", "replay.prefill=300",
-                               "replay.train_ratio=1e9", "replay.pretrain=0", "run.eval_every=0"]
-    cfg = load_config(["configs/v2_atari.yaml"], overrides)
+    overrides = SIZES[algo][size] + [f"run.dir={run_dir}", "replay.capacity=5000", "replay.prefill=300",
+                                     "replay.train_ratio=1e9", "replay.pretrain=0", "run.eval_every=0"]
+    cfg = load_config([BASE[algo]], overrides)
     return cfg, get_algo(cfg.algo)(to_dict(cfg))
 
 
@@ -78,7 +92,7 @@ def direct_updates(module, n: int, precision: str) -> list[float]:
     return times
 
 
-def trainer_updates(size: str, n: int, precision: str) -> list[float]:
+def trainer_updates(algo: str, size: str, n: int, precision: str) -> list[float]:
     import lightning as L
     from lightning.pytorch.callbacks import Callback
 
@@ -93,7 +107,7 @@ def trainer_updates(size: str, n: int, precision: str) -> list[float]:
             self.last = now
 
     with tempfile.TemporaryDirectory() as tmp:
-        cfg, module = build(size, tmp)
+        cfg, module = build(algo, size, tmp)
         timer = Timer()
         threads = torch.get_num_threads()
         trainer = L.Trainer(max_steps=3 * (n + 1), precision=precision, logger=False, enable_checkpointing=False,
@@ -169,7 +183,8 @@ def raw_env_speed(env_cfg, steps: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--updates", type=int, default=10)
-    parser.add_argument("--sizes", nargs="+", default=list(SIZES))
+    parser.add_argument("--algos", nargs="+", default=list(SIZES), choices=list(SIZES))
+    parser.add_argument("--sizes", nargs="+", default=["tiny", "small", "atari"], choices=["tiny", "small", "atari"])
     parser.add_argument("--precisions", nargs="+", default=["32-true", "bf16-mixed"])
     parser.add_argument("--env-steps", type=int, default=400)
     parser.add_argument("--skip-env", action="store_true")
@@ -179,16 +194,18 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.updates} updates per figure (median)")
     print("\n## Seconds per gradient update (sampling + world model + actor + critic)")
-    print("| size | precision | direct | Trainer | Trainer overhead |")
-    print("|---|---|---|---|---|")
+    print("| size | precision | algorithm | direct | Trainer | Trainer overhead |")
+    print("|---|---|---|---|---|---|")
     for size in args.sizes:
         for precision in args.precisions:
-            with tempfile.TemporaryDirectory() as tmp:
-                _, module = build(size, tmp)
-                fill_replay(module, 400)
-                direct = statistics.median(direct_updates(module, args.updates, precision))
-            trainer = statistics.median(trainer_updates(size, args.updates, precision))
-            print(f"| {size} | {precision} | {direct:.3f} | {trainer:.3f} | {100 * (trainer / direct - 1):+.1f}% |", flush=True)
+            for algo in args.algos:
+                with tempfile.TemporaryDirectory() as tmp:
+                    _, module = build(algo, size, tmp)
+                    fill_replay(module, 400)
+                    direct = statistics.median(direct_updates(module, args.updates, precision))
+                trainer = statistics.median(trainer_updates(algo, size, args.updates, precision))
+                print(f"| {size} | {precision} | {algo} | {direct:.3f} | {trainer:.3f} | {100 * (trainer / direct - 1):+.1f}% |",
+                      flush=True)
     if not args.skip_env:
         env_speed(args.env_steps)
 
