@@ -64,6 +64,14 @@ class Replay:
         batch = self.buffer.sample(self.batch_size * self.seq_len).reshape(self.batch_size, self.seq_len)
         return {k: batch.get(k).contiguous() for k in self.keys}
 
+    def sample_first(self, n: int, key: str, generator: torch.Generator | None = None) -> torch.Tensor:
+        """``key`` at ``n`` episode starts (``is_first``) drawn uniformly with replacement."""
+        firsts = torch.nonzero(self.buffer.storage[: len(self)]["is_first"]).flatten()
+        if not len(firsts):
+            raise RuntimeError("the replay buffer holds no episode start")
+        pick = firsts[torch.randint(len(firsts), (n,), generator=generator)]
+        return self.buffer.storage[pick][key]
+
     # ---------------------------------------------------------------- persistence
     def _logical_indices(self) -> torch.Tensor:
         """Storage indices from the oldest entry to the newest."""
