@@ -86,7 +86,7 @@ class RunConfig:
     seed: int = 0
     # Stop after this many environment frames (agent steps x action_repeat), summed over ranks.
     total_env_steps: int = 100_000
-    # Save <dir>/checkpoints/last.ckpt (with the replay buffer) every N gradient updates.
+    # Save <dir>/checkpoints/last.ckpt (with the replay buffer) every N updates (for World Models: stage steps).
     checkpoint_every: int = 1000
     # Log scalars every N gradient updates.
     log_every: int = 50

@@ -16,12 +16,11 @@ def _set_threads(cfg, processes: int) -> None:
 
 
 def _trainer_kwargs(cfg, run_dir: str):
-    from lightning.pytorch.callbacks import ModelCheckpoint
     from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
     from lightning.pytorch.strategies import DDPStrategy
     from omegaconf import OmegaConf
 
-    from lightning_dreamer.callbacks import EvalCallback, ProgressBar, VideoCallback
+    from lightning_dreamer.callbacks import EvalCallback, PeriodicCheckpoint, ProgressBar, VideoCallback
     from lightning_dreamer.callbacks.csv_logger import AppendingCSVLogger
 
     loggers = []
@@ -37,10 +36,8 @@ def _trainer_kwargs(cfg, run_dir: str):
         os.environ.setdefault("WANDB_MODE", "offline")  # no account, no prompt, unless the user set a server
         os.environ.setdefault("WANDB_SILENT", "true")
         loggers.append(WandbLogger(save_dir=run_dir, project="lightning_dreamer", name=os.path.basename(run_dir.rstrip("/"))))
-    opt_steps = 3  # optimizer steps per update (world model, actor, critic) as counted by trainer.global_step
     callbacks = [
-        ModelCheckpoint(dirpath=os.path.join(run_dir, "checkpoints"), filename="last", enable_version_counter=False,
-                        every_n_train_steps=cfg.run.checkpoint_every * opt_steps, save_top_k=1),
+        PeriodicCheckpoint(os.path.join(run_dir, "checkpoints", "last.ckpt"), cfg.run.checkpoint_every),
         EvalCallback(cfg.run.eval_every, cfg.run.eval_episodes),
         VideoCallback(cfg.run.video_every),
     ]
@@ -49,7 +46,7 @@ def _trainer_kwargs(cfg, run_dir: str):
         callbacks.append(ProgressBar())
     kwargs = dict(max_epochs=-1, logger=loggers or False, callbacks=callbacks, default_root_dir=run_dir,
                   log_every_n_steps=cfg.run.log_every, num_sanity_val_steps=0, use_distributed_sampler=False,
-                  limit_val_batches=0)
+                  limit_val_batches=0, enable_checkpointing=False)  # PeriodicCheckpoint saves last.ckpt
     kwargs.update(user)
     if kwargs.get("strategy") == "ddp":
         # World model, actor and critic are separate backward passes; each touches only its own

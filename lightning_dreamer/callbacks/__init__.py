@@ -45,6 +45,23 @@ class ProgressBar(TQDMProgressBar):
         return items
 
 
+class PeriodicCheckpoint(Callback):
+    """Save ``path`` every ``every`` updates (the module's own counter, not optimizer steps: a
+    Dreamer update takes three optimizer steps, a CMA-ES generation none). It saves at the start
+    of the following batch, when the update is counted and no new environment step was taken,
+    so the checkpoint's counters, weights and replay agree. Lightning writes the file atomically."""
+
+    def __init__(self, path: str, every: int):
+        self.path, self.every = path, every
+        self.saved_at = None
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        updates = pl_module.updates
+        if self.every and updates and updates % self.every == 0 and updates != self.saved_at:
+            trainer.save_checkpoint(self.path, weights_only=False)
+            self.saved_at = updates
+
+
 class _EveryEnvSteps(Callback):
     def __init__(self, every: int):
         self.every = every
