@@ -13,6 +13,7 @@ _ALGOS: dict[str, type] = {}
 _KNOWN = {
     "dreamer_v1": "lightning_dreamer.algos.dreamer_v1",
     "dreamer_v2": "lightning_dreamer.algos.dreamer_v2",
+    "world_models": "lightning_dreamer.algos.world_models",
 }
 
 

@@ -73,8 +73,11 @@ def fit(cfg, ckpt_path: str | None = None, callbacks=()):
     devices = trainer_kwargs.get("devices", 1)
     _set_threads(cfg, devices if isinstance(devices, int) and devices > 0 else 1)
     L.seed_everything(cfg.run.seed, verbose=False)
+    algo = get_algo(cfg.algo)
+    if getattr(algo, "single_process", False) and (devices not in (1, "1", "auto") or trainer_kwargs.get("num_nodes", 1) != 1):
+        raise ConfigError(f"{cfg.algo} trains in a single process; drop --trainer.devices/--trainer.num_nodes (got devices={devices})")
     try:
-        module = get_algo(cfg.algo)(to_dict(cfg))
+        module = algo(to_dict(cfg))
     except ValueError as err:  # a config value the networks reject
         raise ConfigError(str(err)) from None
     trainer = L.Trainer(**trainer_kwargs)

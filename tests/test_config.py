@@ -15,7 +15,7 @@ CONFIGS = sorted(glob.glob(os.path.join(ROOT, "configs", "*.yaml")))
 
 
 # Size presets per algorithm (a preset's model keys belong to one algorithm's schema).
-PRESETS = {"dreamer_v2": ["cpu", "tiny", "paper_dmc"], "dreamer_v1": ["v1_cpu", "v1_tiny"]}
+PRESETS = {"dreamer_v2": ["cpu", "tiny", "paper_dmc"], "dreamer_v1": ["v1_cpu", "v1_tiny"], "world_models": ["wm_cpu"]}
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=os.path.basename)

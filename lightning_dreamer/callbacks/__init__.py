@@ -40,6 +40,8 @@ class ProgressBar(TQDMProgressBar):
         items = super().get_metrics(trainer, pl_module)
         items.pop("v_num", None)
         ret = pl_module.last_return
+        if getattr(pl_module, "stage", None):  # World Models: which stage of which iteration
+            items.update(stage=f"{pl_module.stage}@{pl_module.iteration}")
         items.update(env_steps=f"{pl_module.env_steps:,}", updates=pl_module.updates,
                      ret="-" if math.isnan(ret) else f"{ret:.1f}", upd_s=f"{pl_module.updates_per_second():.2f}")
         return items
@@ -90,8 +92,8 @@ class EvalCallback(_EveryEnvSteps):
         self.started = time.time()
         self.last_env_steps = None
 
-    def run(self, trainer, pl_module):
-        if not trainer.is_global_zero or pl_module.env_steps == self.last_env_steps:
+    def run(self, trainer, pl_module, force: bool = False):
+        if not trainer.is_global_zero or (pl_module.env_steps == self.last_env_steps and not force):
             return
         self.last_env_steps = pl_module.env_steps
         from lightning_dreamer.envs import make_env
@@ -112,8 +114,10 @@ class EvalCallback(_EveryEnvSteps):
         pl_module.print(f"eval @ {pl_module.env_steps:,} env steps: return {mean:.1f} ± {std:.1f} ({len(returns)} episodes)")
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        if self.due(pl_module):
-            self.run(trainer, pl_module)
+        requested = getattr(pl_module, "eval_requested", False)  # e.g. World Models after a controller stage
+        if self.due(pl_module) or (self.every and requested):
+            pl_module.eval_requested = False
+            self.run(trainer, pl_module, force=requested)
 
     def on_train_end(self, trainer, pl_module):
         if self.every:

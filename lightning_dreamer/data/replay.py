@@ -64,6 +64,11 @@ class Replay:
         batch = self.buffer.sample(self.batch_size * self.seq_len).reshape(self.batch_size, self.seq_len)
         return {k: batch.get(k).contiguous() for k in self.keys}
 
+    def sample_steps(self, n: int, key: str, generator: torch.Generator | None = None) -> torch.Tensor:
+        """``key`` at ``n`` stored steps drawn uniformly with replacement (e.g. frames for a VAE)."""
+        pick = torch.randint(len(self), (n,), generator=generator)
+        return self.buffer.storage[pick][key]
+
     def sample_first(self, n: int, key: str, generator: torch.Generator | None = None) -> torch.Tensor:
         """``key`` at ``n`` episode starts (``is_first``) drawn uniformly with replacement."""
         firsts = torch.nonzero(self.buffer.storage[: len(self)]["is_first"]).flatten()

@@ -1,0 +1,314 @@
+"""World Models (Ha & Schmidhuber 2018, "Recurrent World Models Facilitate Policy Evolution").
+
+V (nets/vae.py) compresses each frame to z, M (nets/mdnrnn.py) predicts the next z, the reward
+and the episode end, C (nets/controller.py) maps [z, h] to an action and is found by CMA-ES
+(the ``cma`` package), either in the real environment or inside the dream (M as the environment).
+
+One fit runs the stages in order, one Trainer step per stage step, and repeats them for
+``iterations`` rounds (the paper's iterative training)::
+
+    random rollouts (replay.prefill agent steps, before the first step)
+    iteration 0:  vae (vae_updates)  ->  mdn (mdn_updates)  ->  controller (generations)
+    iteration i:  collect (collect_steps with C + noise)  ->  vae  ->  mdn  ->  controller
+
+V and M are ordinary gradient updates on replay batches; a controller step is one CMA-ES
+generation with no backward pass. The stage, its step, the iteration and the pickled CMA-ES
+state are in the checkpoint, so every stage resumes after a kill. ``updates`` counts stage steps.
+"""
+
+from __future__ import annotations
+
+import pickle
+import time
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader
+
+from lightning_dreamer.algos.base import RLModule
+from lightning_dreamer.data import ReplayBatches
+from lightning_dreamer.losses.world_models import mdn_nll, vae_loss
+from lightning_dreamer.nets.controller import LinearController, dream_rollouts
+from lightning_dreamer.nets.mdnrnn import MDNRNN
+from lightning_dreamer.nets.vae import ConvVAE
+from lightning_dreamer.registry import register_algo
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")  # cma warns that matplotlib (for its plots) is missing
+    import cma
+
+STAGES = ("collect", "vae", "mdn", "controller")
+
+
+@dataclass
+class WorldModelsConfig:
+    # --- V: convolutional VAE (paper: z 32, conv depth 32, KL tolerance 0.5, Adam 1e-4, batches of 100 frames)
+    z_dim: int = 32
+    vae_depth: int = 32
+    kl_tolerance: float = 0.5
+    vae_lr: float = 1e-4
+    # Frames per VAE update, drawn uniformly from replay. (M trains on replay.batch_size sequences
+    # of replay.seq_len steps, encoding their frames with V on the fly.)
+    vae_batch: int = 100
+    vae_updates: int = 1000
+    # --- M: MDN-RNN (paper: 256 LSTM units, 5 Gaussians per latent dim, Adam 1e-3, gradient clip 1.0)
+    rnn_hidden: int = 256
+    mixtures: int = 5
+    mdn_lr: float = 1e-3
+    mdn_grad_clip: float = 1.0
+    # Weights of the reward (squared error) and episode-end (cross-entropy) predictions in M's loss.
+    reward_scale: float = 1.0
+    done_scale: float = 1.0
+    mdn_updates: int = 1000
+    # --- C: linear controller by CMA-ES (paper: population 64, 16 rollouts per candidate)
+    # Train C inside the dream (M as the environment) or in the real environment.
+    dream: bool = True
+    population: int = 64
+    rollouts: int = 16
+    sigma0: float = 0.1
+    generations: int = 100
+    # Sampling temperature of M in the dream (paper: 1.0 CarRacing, 1.15 Doom) and in videos.
+    temperature: float = 1.0
+    # Length of a dream rollout in agent steps (0: env.time_limit, or 1000 if that is 0 too).
+    dream_horizon: int = 0
+    # End dream rollouts when M predicts the episode ends.
+    dream_done: bool = True
+    # --- iterative training (the paper's extension): rounds of collect -> V -> M -> C
+    iterations: int = 1
+    # Agent steps collected with C plus exploration noise at the start of each later iteration.
+    collect_steps: int = 10_000
+    # Gaussian noise added to C's actions (continuous) or probability of a random action (discrete).
+    expl_noise: float = 0.1
+    # Agent steps collected per Trainer step in the collect stage (progress granularity).
+    collect_chunk: int = 500
+
+
+@register_algo("world_models")
+class WorldModels(RLModule):
+    config_class = WorldModelsConfig
+    single_process = True  # CMA-ES is one sequential search: no DDP
+
+    # ------------------------------------------------------------------ networks
+    def build(self) -> None:
+        m = self.cfg.model
+        if "pixels" not in self.obs_shapes:
+            raise ValueError("World Models needs pixel observations: set env.obs=pixels")
+        for name in ("vae_updates", "mdn_updates", "generations", "iterations", "population", "rollouts", "collect_chunk"):
+            if getattr(m, name) < 1:
+                raise ValueError(f"model.{name} must be >= 1, got {getattr(m, name)}")
+        self.vae = ConvVAE(self.obs_shapes["pixels"][0], m.z_dim, m.vae_depth)
+        self.mdnrnn = MDNRNN(m.z_dim, self.action_dim, m.rnn_hidden, m.mixtures)
+        self.controller = LinearController(m.z_dim + m.rnn_hidden, self.action_dim, self.discrete)
+        self.register_buffer("controller_params", torch.zeros(self.controller.num_params))
+        self.horizon = m.dream_horizon or self.cfg.env.time_limit or 1000
+        self.es = cma.CMAEvolutionStrategy(np.zeros(self.controller.num_params), m.sigma0,
+                                           {"popsize": m.population, "seed": self.cfg.run.seed + 1, "verbose": -9})
+        self.iteration, self.stage, self.stage_step, self.generation = 0, "vae", 0, 0
+        self.eval_requested = False
+
+    def configure_optimizers(self):
+        m = self.cfg.model
+        return [torch.optim.Adam(self.vae.parameters(), lr=m.vae_lr), torch.optim.Adam(self.mdnrnn.parameters(), lr=m.mdn_lr)]
+
+    def on_fit_start(self) -> None:
+        super().on_fit_start()
+        self.print(f"iteration {self.iteration}: stage {self.stage} (step {self.stage_step} of {self._stage_length()})")
+
+    # ------------------------------------------------------------------ stages
+    @property
+    def finished(self) -> bool:
+        return self.iteration >= self.cfg.model.iterations
+
+    def _stage_length(self) -> int:
+        m = self.cfg.model
+        return {"collect": m.collect_steps, "vae": m.vae_updates, "mdn": m.mdn_updates, "controller": m.generations}[self.stage]
+
+    def _next_stage(self) -> None:
+        if self.stage == "controller":
+            self.iteration += 1
+            self.eval_requested = True
+            self.stage = "collect"
+        else:
+            self.stage = STAGES[STAGES.index(self.stage) + 1]
+        self.stage_step = 0
+        if not self.finished:
+            self.print(f"iteration {self.iteration}: stage {self.stage}")
+
+    def _budget_left(self) -> int:
+        """Agent steps this rank may still take within run.total_env_steps."""
+        per_step = self.cfg.env.action_repeat * self.world_size
+        return max(0, (self.cfg.run.total_env_steps - self.env_steps) // per_step)
+
+    def on_train_batch_start(self, batch, batch_idx: int):
+        if self.finished or (self.stage == "collect" and self._budget_left() == 0):
+            self.trainer.should_stop = True
+            return -1
+        if self.stage == "collect":
+            steps = min(self.cfg.model.collect_chunk, self._stage_length() - self.stage_step, self._budget_left())
+            was_training = self.training
+            self.eval()
+            with torch.no_grad():
+                self.collector.step(steps, self._policy)
+            self.train(was_training)
+            self.policy_steps += steps
+            self.stage_step += steps
+            self._record_episodes()
+        self._step_started = time.perf_counter()
+        return None
+
+    # ------------------------------------------------------------------ acting
+    @torch.no_grad()
+    def act(self, obs, is_first, state, explore: bool = True):
+        """C on [z, h]; ``state`` is M's LSTM state (None at an episode start)."""
+        batch = is_first.shape[0]
+        if state is None:
+            state = self.mdnrnn.initial(batch, self.device)
+        keep = (~is_first).float().unsqueeze(-1)
+        state = (state[0] * keep, state[1] * keep)
+        mean, logvar = self.vae.encode(obs["pixels"])
+        z = self.vae.sample(mean, logvar) if explore else mean
+        action = self.controller.act(self.controller_params.unsqueeze(0), torch.cat([z, state[0]], -1).unsqueeze(0))[0]
+        noise = self.cfg.model.expl_noise
+        if explore and noise > 0:
+            if self.discrete:
+                random = F.one_hot(torch.randint(self.action_dim, (batch,), device=self.device), self.action_dim).to(action.dtype)
+                action = torch.where(torch.rand(batch, 1, device=self.device) < noise, random, action)
+            else:
+                action = (action + noise * torch.randn_like(action)).clamp(-1, 1)
+        return action, self.mdnrnn.step(z, action, state)
+
+    # ------------------------------------------------------------------ learning
+    def train_dataloader(self) -> DataLoader:
+        # Each stage samples what it needs from replay in training_step (frames for V, sequences
+        # for M, nothing for CMA-ES); the loader only paces the Trainer's steps.
+        return DataLoader(ReplayBatches(lambda: {"tick": torch.zeros(1)}), batch_size=None, num_workers=0)
+
+    def vae_losses(self, frames: torch.Tensor) -> dict[str, torch.Tensor]:
+        """V's ELBO terms on uint8 frames ``(N, C, H, W)``."""
+        recon, mean, logvar = self.vae(frames)
+        rec, kl = vae_loss(recon, frames.float() / 255.0, mean, logvar, self.cfg.model.kl_tolerance)
+        return {"vae_rec": rec.mean(), "vae_kl": kl.mean()}
+
+    def mdn_losses(self, batch) -> dict[str, torch.Tensor]:
+        """M on a (B, T) batch. Entry t holds x_t and the action that led to it, so M reads
+        [z_t, a_{t+1}] and predicts z_{t+1}, the reward on arriving there and whether it is terminal."""
+        with torch.no_grad():
+            mean, logvar = self.vae.encode(batch["pixels"])
+            z = self.vae.sample(mean, logvar)
+        (logpi, mu, logstd, reward, done_logit), _ = self.mdnrnn(z[:, :-1], batch["action"][:, 1:].float())
+        return {
+            "mdn_nll": mdn_nll(logpi, mu, logstd, z[:, 1:]).mean(),
+            "mdn_reward": F.mse_loss(reward, batch["reward"][:, 1:].float()),
+            "mdn_done": F.binary_cross_entropy_with_logits(done_logit, batch["is_terminal"][:, 1:].float()),
+        }
+
+    def dream_fitness(self, params: torch.Tensor, seed: int) -> torch.Tensor:
+        """Mean dream return of each candidate over ``rollouts`` start states and seeds shared by
+        the whole population (common random numbers make candidates comparable)."""
+        m = self.cfg.model
+        g = torch.Generator().manual_seed(seed)
+        frames = self.replay.sample_first(m.rollouts, "pixels", g).to(self.device)
+        mean, logvar = self.vae.encode(frames)
+        z0 = mean + (0.5 * logvar).exp() * torch.randn(mean.shape, generator=g).to(self.device)
+        z0 = z0.unsqueeze(0).expand(params.shape[0], -1, -1)
+        seeds = (seed + torch.arange(m.rollouts)).unsqueeze(0).expand(params.shape[0], -1)
+        returns = dream_rollouts(self.mdnrnn, self.controller, params.to(self.device), z0, seeds, self.horizon,
+                                 m.temperature, m.dream_done)
+        return returns.mean(1)
+
+    def real_fitness(self, params: torch.Tensor) -> torch.Tensor:
+        """Mean return of each candidate over ``rollouts`` real episodes; the steps count."""
+        from lightning_dreamer.data import run_episodes
+
+        saved = self.controller_params.clone()
+        scores = []
+        for candidate in params:
+            self.controller_params.copy_(candidate)
+            returns, lengths, _ = run_episodes(self.env, self._eval_policy, self.cfg.model.rollouts, self.obs_keys)
+            self.policy_steps += sum(lengths)
+            scores.append(float(np.mean(returns)))
+        self.controller_params.copy_(saved)
+        self.collector.td = None  # the collector's episode was interrupted: start a fresh one next time
+        return torch.tensor(scores)
+
+    def _eval_policy(self, obs, is_first, state):
+        return self.act({k: v.to(self.device) for k, v in obs.items()}, is_first.to(self.device), state, explore=False)
+
+    def controller_generation(self) -> dict[str, float]:
+        m = self.cfg.model
+        candidates = self.es.ask()
+        params = torch.tensor(np.stack(candidates), dtype=torch.float32)
+        if m.dream:
+            fitness = self.dream_fitness(params, seed=self.cfg.run.seed * 1_000_003 + self.generation * 7919)
+        else:
+            fitness = self.real_fitness(params)
+        self.es.tell(candidates, (-fitness.double()).tolist())  # cma minimises
+        self.controller_params.copy_(torch.as_tensor(self.es.result.xfavorite, dtype=torch.float32))
+        self.generation += 1
+        return {"cma/fitness_mean": float(fitness.mean()), "cma/fitness_max": float(fitness.max()),
+                "cma/best": float(-self.es.result.fbest), "cma/sigma": float(self.es.sigma),
+                "cma/generation": float(self.generation)}
+
+    def training_step(self, batch, batch_idx):
+        m = self.cfg.model
+        logs: dict[str, float | torch.Tensor] = {}
+        if self.stage == "vae":
+            opt = self.optimizers()[0]
+            losses = self.vae_losses(self.replay.sample_steps(m.vae_batch, "pixels").to(self.device))
+            self.optimise(opt, losses["vae_rec"] + losses["vae_kl"], 0.0)
+            logs = {f"loss/{k}": v.detach() for k, v in losses.items()}
+        elif self.stage == "mdn":
+            opt = self.optimizers()[1]
+            losses = self.mdn_losses({k: v.to(self.device) for k, v in self.replay.sample().items()})
+            self.optimise(opt, losses["mdn_nll"] + m.reward_scale * losses["mdn_reward"] + m.done_scale * losses["mdn_done"],
+                          m.mdn_grad_clip)
+            logs = {f"loss/{k}": v.detach() for k, v in losses.items()}
+        elif self.stage == "controller":
+            logs = self.controller_generation()
+        if self.stage != "collect":
+            self.stage_step += 1
+        logs["progress/stage"] = float(STAGES.index(self.stage))
+        logs["progress/iteration"] = float(self.iteration)
+        self.log_dict(logs, on_step=True, on_epoch=False)
+        if self.stage_step >= self._stage_length():
+            self._next_stage()
+        return None
+
+    # ------------------------------------------------------------------ videos
+    @torch.no_grad()
+    def openloop_video(self, batch, context: int = 5, count: int = 4) -> torch.Tensor:
+        """Real frames | V's reconstructions | the dream: M fed the first ``context`` frames and then
+        its own samples (temperature ``model.temperature``) under the recorded actions, decoded by V."""
+        b = {k: v[:count].to(self.device) for k, v in batch.items()}
+        mean, _ = self.vae.encode(b["pixels"])
+        recon = self.vae.decode(mean)
+        steps = mean.shape[1]
+        state = self.mdnrnn.initial(mean.shape[0], self.device)
+        z, dream = mean[:, 0], [recon[:, 0]]
+        for t in range(steps - 1):
+            state = self.mdnrnn.step(mean[:, t] if t < context else z, b["action"][:, t + 1].float(), state)
+            logpi, mu, logstd, _, _ = self.mdnrnn.heads(state[0])
+            z = self.mdnrnn.sample(logpi, mu, logstd, self.cfg.model.temperature, torch.rand_like(mean[:, 0]), torch.randn_like(mean[:, 0]))
+            dream.append(recon[:, t + 1] if t + 1 < context else self.vae.decode(z))
+        truth = b["pixels"].float() / 255.0
+        video = torch.cat([truth, recon, torch.stack(dream, 1)], -2)  # (N, T, C, 3H, W)
+        video = video.permute(1, 2, 3, 0, 4).reshape(*video.shape[1:4], -1)
+        video = (video.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1)
+        return video.expand(*video.shape[:3], 3) if video.shape[-1] == 1 else video
+
+    # ------------------------------------------------------------------ checkpoints
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        super().on_save_checkpoint(checkpoint)
+        checkpoint["world_models"] = {"iteration": self.iteration, "stage": self.stage, "stage_step": self.stage_step,
+                                      "generation": self.generation, "es": pickle.dumps(self.es)}
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        super().on_load_checkpoint(checkpoint)
+        state = checkpoint.get("world_models")
+        if state is not None:
+            self.iteration, self.stage, self.stage_step = state["iteration"], state["stage"], state["stage_step"]
+            self.generation = state["generation"]
+            self.es = pickle.loads(state["es"])

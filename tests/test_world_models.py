@@ -1,0 +1,104 @@
+"""World Models through the real CLI on tiny sizes: every stage, kill -9 inside CMA-ES, resume, eval."""
+
+import csv
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import torch
+
+from lightning_dreamer.__main__ import main
+from lightning_dreamer.config import load_config, to_dict
+from lightning_dreamer.registry import get_algo
+
+from conftest import ROOT
+from test_smoke import QUIET, run_cli
+
+TINY_WM = os.path.join(ROOT, "configs", "tiny_point_wm.yaml")
+
+
+def wm_state(path):
+    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    return ckpt["world_models"], ckpt["lightning_dreamer"]
+
+
+def test_all_stages_then_eval(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["fit", "--config", TINY_WM, f"run.dir={run}", *QUIET]) == 0
+    out = capsys.readouterr().out
+    for stage in ("iteration 0: stage vae", "iteration 0: stage mdn", "iteration 0: stage controller",
+                  "iteration 1: stage collect", "iteration 1: stage vae", "iteration 1: stage controller"):
+        assert stage in out
+    wm, counters = wm_state(run / "checkpoints" / "last.ckpt")
+    assert wm["iteration"] == 2 and wm["generation"] == 6  # 2 iterations x 3 generations
+    assert counters["policy_steps"] == 64 + 40  # random prefill + one collect stage with C
+    rows = list(csv.DictReader(open(run / "logs" / "csv" / "metrics.csv")))
+    for name in ("loss/vae_rec", "loss/vae_kl", "loss/mdn_nll", "loss/mdn_reward", "loss/mdn_done", "cma/fitness_mean", "cma/best"):
+        assert any(r.get(name) for r in rows), name
+    evals = list(csv.DictReader(open(run / "eval.csv")))
+    assert len(evals) == 2  # after each controller stage
+    video = tmp_path / "wm.mp4"
+    assert main(["eval", "--ckpt", str(run / "checkpoints" / "last.ckpt"), "--episodes", "2", "--video", str(video)]) == 0
+    assert re.search(r"return over 2 episodes", capsys.readouterr().out) and video.stat().st_size > 1000
+
+
+def test_kill_9_inside_cma_es_then_resume(tmp_path):
+    run = tmp_path / "run"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "lightning_dreamer", "fit", "--config", TINY_WM, f"run.dir={run}",
+                             "model.generations=100000", "model.iterations=1", "run.checkpoint_every=2", *QUIET],
+                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    last = run / "checkpoints" / "last.ckpt"
+    try:
+        deadline = time.time() + 180
+        while time.time() < deadline:
+            time.sleep(0.5)
+            try:
+                wm, _ = wm_state(last)
+            except (FileNotFoundError, EOFError, RuntimeError):
+                continue
+            if wm["stage"] == "controller" and wm["generation"] >= 4:
+                break
+        else:
+            raise AssertionError("no checkpoint inside the controller stage")
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    saved, counters = wm_state(last)
+    import pickle
+
+    saved_es = pickle.loads(saved["es"])
+    target = saved["generation"] + 3
+    out = run_cli("fit", "--config", TINY_WM, f"run.dir={run}", f"model.generations={target}", "model.iterations=1",
+                  "--ckpt_path", "last", *QUIET).stdout
+    assert f"iteration 0: stage controller (step {saved['stage_step']} of {target})" in out
+    final, _ = wm_state(last)
+    es = pickle.loads(final["es"])
+    assert final["generation"] == target and final["iteration"] == 1
+    assert es.countiter == saved_es.countiter + 3  # the same search went on
+    assert es.result.fbest <= saved_es.result.fbest  # its best score carried over
+
+
+def test_acting_videos_and_bad_settings():
+    cfg = load_config([TINY_WM], [])
+    agent = get_algo("world_models")(to_dict(cfg))
+    obs = {"pixels": torch.randint(0, 255, (3, 3, 64, 64), dtype=torch.uint8)}
+    agent.controller_params.normal_()
+    action, state = agent.act(obs, torch.ones(3, dtype=torch.bool), None)
+    assert action.shape == (3, agent.action_dim) and (action.abs() <= 1).all() and state[0].shape == (3, 16)
+    batch = {"pixels": torch.randint(0, 255, (2, 8, 3, 64, 64), dtype=torch.uint8), "action": torch.rand(2, 8, agent.action_dim),
+             "reward": torch.rand(2, 8), "is_first": torch.zeros(2, 8, dtype=torch.bool), "is_terminal": torch.zeros(2, 8, dtype=torch.bool)}
+    losses = agent.mdn_losses(batch)
+    assert set(losses) == {"mdn_nll", "mdn_reward", "mdn_done"} and all(torch.isfinite(v) for v in losses.values())
+    video = agent.openloop_video(batch, context=3, count=2)
+    assert video.shape == (8, 64 * 3, 64 * 2, 3) and video.dtype == torch.uint8
+
+
+def test_world_models_refuses_state_only_and_ddp(capsys):
+    assert main(["fit", "--config", TINY_WM, "env.obs=state", "run.dir=/tmp/never"]) == 2
+    assert "World Models needs pixel observations" in capsys.readouterr().err
+    assert main(["fit", "--config", TINY_WM, "run.dir=/tmp/never", "--trainer.devices", "2"]) == 2
+    assert "single process" in capsys.readouterr().err
