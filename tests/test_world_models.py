@@ -102,3 +102,20 @@ def test_world_models_refuses_state_only_and_ddp(capsys):
     assert "World Models needs pixel observations" in capsys.readouterr().err
     assert main(["fit", "--config", TINY_WM, "run.dir=/tmp/never", "--trainer.devices", "2"]) == 2
     assert "single process" in capsys.readouterr().err
+
+
+def test_real_env_fitness_in_worker_processes_keeps_candidates_apart(tmp_path):
+    cfg = load_config([TINY_WM], [f"run.dir={tmp_path}", "model.dream=false", "model.env_workers=2", "model.rollouts=3"])
+    agent = get_algo("world_models")(to_dict(cfg))
+    agent.setup("fit")
+    try:
+        n = agent.controller.num_params
+        still = torch.zeros(n)  # action tanh(0) = 0: the point never moves, never nears a goal, lasts 100 steps
+        push = torch.zeros(n)
+        push[-1] = 10.0  # bias: action ~ +1, the point leaves the track to the right within a few dozen steps
+        fitness = agent.real_fitness(torch.stack([still, push, still]))
+        assert fitness[0] == 0 and fitness[2] == 0
+        steps = agent.policy_steps
+        assert 2 * 3 * 100 < steps < 2 * 3 * 100 + 3 * 100  # six 100-step episodes plus three short ones
+    finally:
+        agent.on_fit_end()

@@ -70,6 +70,8 @@ class WorldModelsConfig:
     rollouts: int = 16
     sigma0: float = 0.1
     generations: int = 100
+    # Environments stepped together (worker processes) when C is trained in the real env.
+    env_workers: int = 2
     # Sampling temperature of M in the dream (paper: 1.0 CarRacing, 1.15 Doom) and in videos.
     temperature: float = 1.0
     # Length of a dream rollout in agent steps (0: env.time_limit, or 1000 if that is 0 too).
@@ -96,7 +98,8 @@ class WorldModels(RLModule):
         m = self.cfg.model
         if "pixels" not in self.obs_shapes:
             raise ValueError("World Models needs pixel observations: set env.obs=pixels")
-        for name in ("vae_updates", "mdn_updates", "generations", "iterations", "population", "rollouts", "collect_chunk"):
+        for name in ("vae_updates", "mdn_updates", "generations", "iterations", "population", "rollouts", "collect_chunk",
+                     "env_workers"):
             if getattr(m, name) < 1:
                 raise ValueError(f"model.{name} must be >= 1, got {getattr(m, name)}")
         self.vae = ConvVAE(self.obs_shapes["pixels"][0], m.z_dim, m.vae_depth)
@@ -108,6 +111,7 @@ class WorldModels(RLModule):
                                            {"popsize": m.population, "seed": self.cfg.run.seed + 1, "verbose": -9})
         self.iteration, self.stage, self.stage_step, self.generation = 0, "vae", 0, 0
         self.eval_requested = False
+        self.batched_env = None
 
     def configure_optimizers(self):
         m = self.cfg.model
@@ -220,19 +224,43 @@ class WorldModels(RLModule):
         return returns.mean(1)
 
     def real_fitness(self, params: torch.Tensor) -> torch.Tensor:
-        """Mean return of each candidate over ``rollouts`` real episodes; the steps count."""
-        from lightning_dreamer.data import run_episodes
+        """Mean return of each candidate over ``rollouts`` real episodes. The P x R episodes are
+        dealt to ``env_workers`` environments stepped together (worker processes); every step
+        batches all workers through V, M and C at once, each worker with its candidate's C.
+        The agent steps count towards the budget."""
+        m = self.cfg.model
+        if self.batched_env is None:
+            from lightning_dreamer.envs import make_batched_env
 
-        saved = self.controller_params.clone()
-        scores = []
-        for candidate in params:
-            self.controller_params.copy_(candidate)
-            returns, lengths, _ = run_episodes(self.env, self._eval_policy, self.cfg.model.rollouts, self.obs_keys)
-            self.policy_steps += sum(lengths)
-            scores.append(float(np.mean(returns)))
-        self.controller_params.copy_(saved)
-        self.collector.td = None  # the collector's episode was interrupted: start a fresh one next time
-        return torch.tensor(scores)
+            object.__setattr__(self, "batched_env", make_batched_env(self.cfg.env, m.env_workers, self.cfg.run.seed + 2_000_000))
+        env, workers = self.batched_env, m.env_workers
+        jobs = [(p, r) for p in range(params.shape[0]) for r in range(m.rollouts)]
+        returns = torch.zeros(params.shape[0], m.rollouts)
+        episode_return = torch.zeros(workers)
+        state = self.mdnrnn.initial(workers, self.device)
+        queue = iter(range(len(jobs)))
+        job = [next(queue, -1) for _ in range(workers)]
+        params = params.to(self.device)
+        td = env.reset()
+        with torch.no_grad():
+            while any(j >= 0 for j in job):
+                active = torch.tensor([j >= 0 for j in job])
+                mean, _ = self.vae.encode(td["pixels"].to(self.device))
+                candidate = torch.tensor([jobs[j][0] if j >= 0 else 0 for j in job], device=self.device)
+                action = self.controller.act(params[candidate], torch.cat([mean, state[0]], -1).unsqueeze(1))[:, 0]
+                state = self.mdnrnn.step(mean, action, state)
+                td["action"] = self.collector._to_env(action.float().cpu())
+                out, td = env.step_and_maybe_reset(td)
+                episode_return += out["next", "reward"].reshape(workers).float() * active
+                self.policy_steps += int(active.sum())
+                done = out["next", "done"].reshape(workers)
+                for w in torch.nonzero(done & active).flatten().tolist():
+                    returns[jobs[job[w]]] = episode_return[w]
+                    episode_return[w] = 0
+                    state[0][w] = 0
+                    state[1][w] = 0
+                    job[w] = next(queue, -1)
+        return returns.mean(1)
 
     def _eval_policy(self, obs, is_first, state):
         return self.act({k: v.to(self.device) for k, v in obs.items()}, is_first.to(self.device), state, explore=False)
@@ -276,6 +304,11 @@ class WorldModels(RLModule):
         if self.stage_step >= self._stage_length():
             self._next_stage()
         return None
+
+    def on_fit_end(self) -> None:
+        if self.batched_env is not None:
+            self.batched_env.close()
+            object.__setattr__(self, "batched_env", None)
 
     # ------------------------------------------------------------------ videos
     @torch.no_grad()

@@ -163,3 +163,26 @@ def make_env(cfg, seed: int = 0) -> TransformedEnv:
         env.append_transform(StepCounter(max_steps=cfg.time_limit))
     env.set_seed(seed)
     return env
+
+
+def _make_env_from_dict(env: dict, seed: int):
+    from omegaconf import OmegaConf
+
+    return make_env(OmegaConf.create(env), seed=seed)
+
+
+def make_batched_env(cfg, workers: int, seed: int = 0):
+    """``workers`` copies of ``make_env(cfg)`` stepped together: in worker processes (TorchRL
+    ``ParallelEnv``, one torch thread each) when ``workers > 1``, in this process otherwise.
+    Worker ``i`` is seeded with ``seed + i``."""
+    import functools
+
+    from omegaconf import OmegaConf
+    from torchrl.envs import ParallelEnv, SerialEnv
+
+    env = OmegaConf.to_container(cfg, resolve=True)
+    fn = functools.partial(_make_env_from_dict, env)
+    kwargs = [{"seed": seed + i} for i in range(workers)]
+    if workers > 1:
+        return ParallelEnv(workers, fn, create_env_kwargs=kwargs, num_sub_threads=1, mp_start_method="spawn")
+    return SerialEnv(1, fn, create_env_kwargs=kwargs)
