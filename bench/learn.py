@@ -4,6 +4,7 @@
     python bench/learn.py v2_pixels    # Dreamer V2, pixel cartpole swingup, target >= 200 within 100k env steps
     python bench/learn.py v1_state     # Dreamer V1, state cartpole swingup, target >= 500 within 100k env steps
     python bench/learn.py v1_pixels    # Dreamer V1, pixel cartpole swingup, target >= 150 within 100k env steps
+    python bench/learn.py wm_pixels    # World Models (C trained in the dream), pixel cartpole swingup, >= 200 within 100k
     python bench/learn.py v2_pixels --report     # only print the curve so far
 
 Runs live in ``--root`` (default ``runs/bench``); running the same benchmark again resumes it
@@ -26,6 +27,7 @@ BENCHMARKS = {
     "v2_pixels": (["configs/v2_dmc_cartpole_swingup.yaml", "configs/presets/cpu.yaml"], [], 200),
     "v1_state": (["configs/v1_dmc_cartpole_swingup_state.yaml", "configs/presets/v1_cpu.yaml"], ["replay.train_ratio=128"], 500),
     "v1_pixels": (["configs/v1_dmc_cartpole_swingup.yaml", "configs/presets/v1_cpu.yaml"], [], 150),
+    "wm_pixels": (["configs/wm_dmc_cartpole_swingup.yaml", "configs/presets/wm_cpu.yaml"], [], 200),
 }
 
 

@@ -1,0 +1,103 @@
+"""World Models speed benchmark: prints figures, asserts nothing.
+
+1. One CMA-ES generation in the dream: P candidates x R rollouts x H steps through M in one
+   batch (paper: 64 x 16, 1000 steps), with the share of time spent in M's batched forward
+   (LSTM step + mixture heads) against everything else (controller, sampling, Python).
+2. One generation in the real environment (dm_control cartpole swingup from pixels), the
+   population's episodes dealt to env worker processes and batched through V, M and C.
+
+    python bench/speed_wm.py [--population 64] [--rollouts 16] [--horizon 1000] [--threads 1]
+                             [--real-population 4] [--real-rollouts 1] [--workers 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+
+os.environ.setdefault("MUJOCO_GL", "egl")
+import torch  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def dream_generation(population: int, rollouts: int, horizon: int) -> None:
+    from lightning_dreamer.nets.controller import LinearController, dream_rollouts
+    from lightning_dreamer.nets.mdnrnn import MDNRNN
+
+    torch.manual_seed(0)
+    mdnrnn = MDNRNN(z_dim=32, action_dim=1, hidden=256, mixtures=5)
+    controller = LinearController(32 + 256, 1)
+    spent = {"m": 0.0}
+    step, heads = mdnrnn.step, mdnrnn.heads
+
+    def timed(fn):
+        def wrapper(*args):
+            start = time.perf_counter()
+            out = fn(*args)
+            spent["m"] += time.perf_counter() - start
+            return out
+        return wrapper
+
+    mdnrnn.step, mdnrnn.heads = timed(step), timed(heads)
+    params = torch.randn(population, controller.num_params) * 0.1
+    z0 = torch.randn(population, rollouts, 32)
+    seeds = torch.arange(population * rollouts).reshape(population, rollouts)
+    dream_rollouts(mdnrnn, controller, params, z0, seeds, 20, use_done=False)  # warm-up
+    spent["m"] = 0.0
+    start = time.perf_counter()
+    dream_rollouts(mdnrnn, controller, params, z0, seeds, horizon, use_done=False)
+    total = time.perf_counter() - start
+    print(f"| dream | {population} x {rollouts} rollouts x {horizon} steps | {total:.2f} | "
+          f"{100 * spent['m'] / total:.0f}% in M's batched forward (LSTM step + heads) |", flush=True)
+
+
+def real_generation(population: int, rollouts: int, workers: int) -> None:
+    from lightning_dreamer.config import load_config, to_dict
+    from lightning_dreamer.registry import get_algo
+
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = load_config(["configs/wm_dmc_cartpole_swingup.yaml"],
+                          [f"run.dir={tmp}", "model.dream=false", f"model.env_workers={workers}", f"model.rollouts={rollouts}",
+                           f"model.population={population}", "replay.capacity=1000"])
+        agent = get_algo("world_models")(to_dict(cfg))
+        agent.setup("fit")
+        try:
+            params = torch.randn(population, agent.controller.num_params) * 0.1
+            agent.real_fitness(params[:1])  # starts the worker processes
+            before, start = agent.policy_steps, time.perf_counter()
+            agent.real_fitness(params)
+            total = time.perf_counter() - start
+            steps = agent.policy_steps - before
+            print(f"| real env (dmc cartpole swingup pixels, {workers} workers) | {population} x {rollouts} episodes, "
+                  f"{steps:,} agent steps | {total:.2f} | {steps / total:.0f} agent steps/s |", flush=True)
+        finally:
+            agent.on_fit_end()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--population", type=int, default=64)
+    parser.add_argument("--rollouts", type=int, default=16)
+    parser.add_argument("--horizon", type=int, default=1000)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--real-population", type=int, default=4)
+    parser.add_argument("--real-rollouts", type=int, default=1)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--skip-real", action="store_true")
+    args = parser.parse_args()
+    os.chdir(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    torch.set_num_threads(args.threads)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    print("| where | generation | seconds | |")
+    print("|---|---|---|---|")
+    dream_generation(args.population, args.rollouts, args.horizon)
+    if not args.skip_real:
+        real_generation(args.real_population, args.real_rollouts, args.workers)
+
+
+if __name__ == "__main__":
+    main()
