@@ -249,7 +249,7 @@ class WorldModels(RLModule):
                 candidate = torch.tensor([jobs[j][0] if j >= 0 else 0 for j in job], device=self.device)
                 action = self.controller.act(params[candidate], torch.cat([mean, state[0]], -1).unsqueeze(1))[:, 0]
                 state = self.mdnrnn.step(mean, action, state)
-                td["action"] = self.collector._to_env(action.float().cpu())
+                td["action"] = self.collector.to_env(action.float().cpu())
                 out, td = env.step_and_maybe_reset(td)
                 episode_return += out["next", "reward"].reshape(workers).float() * active
                 self.policy_steps += int(active.sum())

@@ -70,7 +70,8 @@ class Collector:
             return torch.nn.functional.one_hot(index, self.action_dim).float()
         return torch.rand(1, self.action_dim, generator=self.generator) * 2 - 1
 
-    def _to_env(self, action: torch.Tensor) -> torch.Tensor:
+    def to_env(self, action: torch.Tensor) -> torch.Tensor:
+        """A policy's action (in [-1, 1], or one-hot) as the env takes it (its bounds and dtype)."""
         if self.discrete:
             return action.round().to(self.action_dtype)
         return (self.low + (action.clamp(-1, 1) + 1) / 2 * (self.high - self.low)).to(self.action_dtype)
@@ -112,7 +113,7 @@ class Collector:
                 batch_obs = {k: v.unsqueeze(0) for k, v in obs.items()}
                 action, self.agent_state = policy(batch_obs, torch.tensor([self.is_first]), self.agent_state)
                 action = action.detach().float().cpu()
-            self.td["action"] = self._to_env(action[0])
+            self.td["action"] = self.to_env(action[0])
             nxt = self.env.step(self.td)["next"]
             reward = float(nxt["reward"].sum())
             terminated = bool(nxt["terminated"].any())
