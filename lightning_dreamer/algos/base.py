@@ -154,15 +154,19 @@ class RLModule(L.LightningModule):
             return -1  # ends the (endless) epoch, and with should_stop the fit
         steps = self.ratio.owed()
         if steps:
-            was_training = self.training
-            self.eval()
-            with torch.no_grad():
-                self.collector.step(steps, self._policy)
-            self.train(was_training)
-            self.policy_steps += steps
-            self._record_episodes()
+            self.collect(steps)
         self._step_started = time.perf_counter()
         return None
+
+    def collect(self, steps: int) -> None:
+        """Take ``steps`` agent steps with the exploring policy (eval mode, no_grad) into replay."""
+        was_training = self.training
+        self.eval()
+        with torch.no_grad():
+            self.collector.step(steps, self._policy)
+        self.train(was_training)
+        self.policy_steps += steps
+        self._record_episodes()
 
     def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
         self.updates += 1

@@ -25,7 +25,6 @@ from lightning_dreamer.algos.base import RLModule
 from lightning_dreamer.losses import (
     actor_loss,
     critic_loss,
-    discount_target,
     free_nats,
     gaussian_kl,
     lambda_return,
@@ -34,7 +33,7 @@ from lightning_dreamer.losses import (
     trajectory_weights,
 )
 from lightning_dreamer.nets.blocks import MLP, frozen
-from lightning_dreamer.nets.distributions import OneHotCategorical, TanhNormal
+from lightning_dreamer.nets.distributions import OneHotCategorical, TanhNormal, exploration_noise
 from lightning_dreamer.nets.rssm import RSSM, GaussianLatent
 from lightning_dreamer.nets.world_model import WorldModel
 from lightning_dreamer.registry import register_algo
@@ -147,22 +146,12 @@ class DreamerV1(RLModule):
 
     def explore(self, action: torch.Tensor) -> torch.Tensor:
         """Additive Gaussian noise clipped to [-1, 1], or an ε-greedy random one-hot action."""
-        amount = self.exploration_amount()
-        if amount <= 0:
-            return action
-        if self.discrete:
-            random = F.one_hot(torch.randint(self.action_dim, action.shape[:-1], device=action.device), self.action_dim)
-            pick = torch.rand(action.shape[:-1] + (1,), device=action.device) < amount
-            return torch.where(pick, random.to(action.dtype), action)
-        return (action + amount * torch.randn_like(action)).clamp(-1, 1)
+        return exploration_noise(action, self.exploration_amount(), self.discrete)
 
     @torch.no_grad()
     def act(self, obs, is_first, state, explore: bool = True):
         """One filtering step and an action. ``state`` is (latent, previous action) or None."""
-        if state is None:
-            state = (self.rssm.initial(is_first.shape[0], self.device), torch.zeros(is_first.shape[0], self.action_dim, device=self.device))
-        latent, prev_action = state
-        latent, _ = self.rssm.obs_step(latent, prev_action, self.encode(obs), is_first)
+        latent = self.world_model.filter_step(obs, is_first, state)
         dist = self.policy_dist(self.rssm.feat(latent))
         action = self.explore(dist.sample()) if explore else dist.mode()
         return action, (latent, action)
@@ -184,8 +173,7 @@ class DreamerV1(RLModule):
         """Actor loss ``-E[w_t R_t]`` with gradients through the imagined dynamics, reward and
         value (their parameters frozen), and the value regression on sg(R_t)."""
         m = self.cfg.model
-        start = {k: v.detach().reshape(-1, *v.shape[2:]) for k, v in post.items()}
-        start_cont = discount_target(is_terminal).reshape(-1) if m.pred_discount else torch.ones(start["deter"].shape[0], device=self.device)
+        start, start_cont = self.world_model.imagination_starts(post, is_terminal)
         with frozen(self.world_model), frozen(self.critic):
             feats, _ = self.imagine(start)
             reward, cont = self.world_model.predicted_reward_and_continuation(feats[1:], m.discount)

@@ -17,7 +17,6 @@ from lightning_dreamer.algos.base import RLModule
 from lightning_dreamer.losses import (
     actor_loss,
     critic_loss,
-    discount_target,
     kl_balanced,
     lambda_return,
     loss_scales_for,
@@ -120,10 +119,7 @@ class DreamerV2(RLModule):
     @torch.no_grad()
     def act(self, obs, is_first, state, explore: bool = True):
         """One filtering step and an action. ``state`` is (latent, previous action) or None."""
-        if state is None:
-            state = (self.rssm.initial(is_first.shape[0], self.device), torch.zeros(is_first.shape[0], self.action_dim, device=self.device))
-        latent, prev_action = state
-        latent, _ = self.rssm.obs_step(latent, prev_action, self.encode(obs), is_first)
+        latent = self.world_model.filter_step(obs, is_first, state)
         dist = self.policy_dist(self.rssm.feat(latent))
         action = dist.sample() if explore else dist.mode()
         return action, (latent, action)
@@ -143,8 +139,7 @@ class DreamerV2(RLModule):
 
     def behaviour_losses(self, post, is_terminal):
         m = self.cfg.model
-        start = {k: v.detach().reshape(-1, *v.shape[2:]) for k, v in post.items()}
-        start_cont = discount_target(is_terminal).reshape(-1) if m.pred_discount else torch.ones(start["deter"].shape[0], device=self.device)
+        start, start_cont = self.world_model.imagination_starts(post, is_terminal)
         with frozen(self.world_model):
             feats, actions = self.imagine(start)
             reward, cont = self.world_model.predicted_reward_and_continuation(feats[1:], m.discount)

@@ -32,6 +32,7 @@ from lightning_dreamer.algos.base import RLModule
 from lightning_dreamer.data import ReplayBatches
 from lightning_dreamer.losses.world_models import mdn_nll, vae_loss
 from lightning_dreamer.nets.controller import LinearController, dream_rollouts
+from lightning_dreamer.nets.distributions import exploration_noise
 from lightning_dreamer.nets.mdnrnn import MDNRNN
 from lightning_dreamer.nets.vae import ConvVAE
 from lightning_dreamer.registry import register_algo
@@ -152,14 +153,8 @@ class WorldModels(RLModule):
             return -1
         if self.stage == "collect":
             steps = min(self.cfg.model.collect_chunk, self._stage_length() - self.stage_step, self._budget_left())
-            was_training = self.training
-            self.eval()
-            with torch.no_grad():
-                self.collector.step(steps, self._policy)
-            self.train(was_training)
-            self.policy_steps += steps
+            self.collect(steps)
             self.stage_step += steps
-            self._record_episodes()
         self._step_started = time.perf_counter()
         return None
 
@@ -175,13 +170,8 @@ class WorldModels(RLModule):
         mean, logvar = self.vae.encode(obs["pixels"])
         z = self.vae.sample(mean, logvar) if explore else mean
         action = self.controller.act(self.controller_params.unsqueeze(0), torch.cat([z, state[0]], -1).unsqueeze(0))[0]
-        noise = self.cfg.model.expl_noise
-        if explore and noise > 0:
-            if self.discrete:
-                random = F.one_hot(torch.randint(self.action_dim, (batch,), device=self.device), self.action_dim).to(action.dtype)
-                action = torch.where(torch.rand(batch, 1, device=self.device) < noise, random, action)
-            else:
-                action = (action + noise * torch.randn_like(action)).clamp(-1, 1)
+        if explore:
+            action = exploration_noise(action, self.cfg.model.expl_noise, self.discrete)
         return action, self.mdnrnn.step(z, action, state)
 
     # ------------------------------------------------------------------ learning

@@ -123,3 +123,15 @@ class TanhNormal:
 
     def entropy(self) -> torch.Tensor:
         return -self.log_prob(self.rsample().detach())
+
+
+def exploration_noise(action: torch.Tensor, amount: float, discrete: bool) -> torch.Tensor:
+    """Acting noise: with probability ``amount`` a uniformly random one-hot action (discrete,
+    ε-greedy), or ``action + N(0, amount)`` clipped to [-1, 1] (continuous)."""
+    if amount <= 0:
+        return action
+    if discrete:
+        random = F.one_hot(torch.randint(action.shape[-1], action.shape[:-1], device=action.device), action.shape[-1])
+        pick = torch.rand(action.shape[:-1] + (1,), device=action.device) < amount
+        return torch.where(pick, random.to(action.dtype), action)
+    return (action + amount * torch.randn_like(action)).clamp(-1, 1)

@@ -34,7 +34,8 @@ class WorldModel(nn.Module):
         super().__init__()
         if reward_transform not in REWARD_TRANSFORMS:
             raise ValueError(f"model.reward_transform must be one of {', '.join(REWARD_TRANSFORMS)}, got '{reward_transform}'")
-        self.obs_shapes, self.pred_discount, self.reward_transform = dict(obs_shapes), pred_discount, reward_transform
+        self.obs_shapes, self.action_dim = dict(obs_shapes), action_dim
+        self.pred_discount, self.reward_transform = pred_discount, reward_transform
         embed_dim = 0
         if "pixels" in obs_shapes:
             self.image_encoder = ConvEncoder(obs_shapes["pixels"][0], cnn_depth, cnn_act)
@@ -69,6 +70,15 @@ class WorldModel(nn.Module):
         """Posterior and prior states of a (B, T) batch."""
         return self.rssm.observe(self.encode(batch), batch["action"], batch["is_first"])
 
+    def filter_step(self, obs: dict[str, torch.Tensor], is_first: torch.Tensor, state):
+        """Acting: one posterior step on a new observation. ``state`` is (latent, previous action)
+        or None at the start; returns the new latent."""
+        if state is None:
+            batch, device = is_first.shape[0], is_first.device
+            state = (self.rssm.initial(batch, device), torch.zeros(batch, self.action_dim, device=device))
+        latent, prev_action = state
+        return self.rssm.obs_step(latent, prev_action, self.encode(obs), is_first)[0]
+
     def prediction_losses(self, feat: torch.Tensor, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """(B, T) negative log-likelihoods of the observations, rewards and continuation flags."""
         losses = {}
@@ -84,6 +94,14 @@ class WorldModel(nn.Module):
             losses["discount"] = F.binary_cross_entropy_with_logits(
                 self.discount(feat).squeeze(-1).float(), discount_target(batch["is_terminal"]), reduction="none")
         return losses
+
+    def imagination_starts(self, post: dict[str, torch.Tensor], is_terminal: torch.Tensor):
+        """Every posterior state of a (B, T) batch as an imagination start (flattened, detached),
+        and its continuation weight: 0 where the real state was terminal (with a discount head)."""
+        start = {k: v.detach().reshape(-1, *v.shape[2:]) for k, v in post.items()}
+        if self.pred_discount:
+            return start, discount_target(is_terminal).reshape(-1)
+        return start, torch.ones(start["deter"].shape[0], device=start["deter"].device)
 
     def imagine(self, start: dict[str, torch.Tensor], policy: Callable, horizon: int):
         """Roll ``policy(feat) -> action`` out in the model for ``horizon`` steps from every start state.
