@@ -183,7 +183,7 @@ class RLModule(L.LightningModule):
             if log:
                 metrics = {"train/return": ret, "train/length": float(length), "progress/env_steps": float(self.env_steps)}
                 for logger in self.trainer.loggers:
-                    logger.log_metrics(metrics, step=self.trainer.global_step)
+                    logger.log_metrics(metrics, step=self.log_step)
 
     def optimise(self, optimizer, loss: torch.Tensor, clip: float) -> None:
         """One manual optimisation step with gradient-norm clipping (Lightning handles AMP/DDP)."""
@@ -196,6 +196,11 @@ class RLModule(L.LightningModule):
     def openloop_video(self, batch, context: int = 5, count: int = 4) -> torch.Tensor:
         """Real | predicted | error frames as uint8 (T, 3H, count*W, C); see the world model."""
         return self.world_model.openloop_video(batch, context, count)
+
+    @property
+    def log_step(self) -> int:
+        """The x-axis of everything logged straight to the loggers (episodes, evaluations, videos)."""
+        return self.trainer.global_step
 
     def updates_per_second(self) -> float:
         return len(self._update_times) / sum(self._update_times) if self._update_times else math.nan

@@ -288,12 +288,25 @@ class WorldModels(RLModule):
             logs = self.controller_generation()
         if self.stage != "collect":
             self.stage_step += 1
-        logs["progress/stage"] = float(STAGES.index(self.stage))
-        logs["progress/iteration"] = float(self.iteration)
-        self.log_dict(logs, on_step=True, on_epoch=False)
+        if (self.updates + 1) % self.cfg.run.log_every == 0:
+            # Straight to the loggers: each stage logs its own keys, and Lightning's per-step
+            # results would repeat the last VAE losses through the MDN and CMA-ES stages.
+            logs = {k: float(v) for k, v in logs.items()}
+            logs.update({"progress/stage": float(STAGES.index(self.stage)), "progress/iteration": float(self.iteration),
+                         "progress/env_steps": float(self.env_steps)})
+            for logger in self.trainer.loggers:
+                logger.log_metrics(logs, step=self.updates + 1)
         if self.stage_step >= self._stage_length():
             self._next_stage()
         return None
+
+    @property
+    def log_step(self) -> int:
+        return self.updates  # stage steps: CMA-ES generations take no optimizer step
+
+    def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
+        self.updates += 1
+        self._update_times = (self._update_times + [time.perf_counter() - self._step_started])[-20:]
 
     def on_fit_end(self) -> None:
         if self.batched_env is not None:

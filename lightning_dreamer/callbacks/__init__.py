@@ -110,7 +110,7 @@ class EvalCallback(_EveryEnvSteps):
             f.write(f"{pl_module.env_steps},{pl_module.updates},{mean:.3f},{std:.3f},{len(returns)},{time.time() - self.started:.1f}\n")
         for logger in trainer.loggers:
             logger.log_metrics({"eval/return": mean, "eval/return_std": std, "progress/env_steps": pl_module.env_steps},
-                               step=trainer.global_step)
+                               step=pl_module.log_step)
         pl_module.print(f"eval @ {pl_module.env_steps:,} env steps: return {mean:.1f} ± {std:.1f} ({len(returns)} episodes)")
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
@@ -140,4 +140,4 @@ class VideoCallback(_EveryEnvSteps):
                 logger.experiment.log({"video/openloop": wandb.Video(path, format="mp4")})
             elif type(logger).__name__ == "TensorBoardLogger":
                 strip = video[:: max(1, video.shape[0] // 10)].permute(0, 3, 1, 2)  # up to 10 frames side by side
-                logger.experiment.add_image("video/openloop", torch.cat(list(strip), -1), trainer.global_step)
+                logger.experiment.add_image("video/openloop", torch.cat(list(strip), -1), pl_module.log_step)
