@@ -29,7 +29,9 @@ def _trainer_kwargs(cfg, run_dir: str):
         if name not in allowed:
             raise ConfigError(f"unknown logger '{name}' in run.loggers. Allowed: {', '.join(allowed)}")
     if "csv" in cfg.run.loggers:
-        loggers.append(AppendingCSVLogger(run_dir, name="logs", version="csv"))
+        # Written at every log call: Lightning flushes only when (step + 1) % 100 == 0, which steps
+        # logged every run.log_every updates (or episodes, evaluations) may never hit.
+        loggers.append(AppendingCSVLogger(run_dir, name="logs", version="csv", flush_logs_every_n_steps=1))
     if "tensorboard" in cfg.run.loggers:
         loggers.append(TensorBoardLogger(run_dir, name="logs", version="tensorboard", default_hp_metric=False))
     if "wandb" in cfg.run.loggers:

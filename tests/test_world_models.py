@@ -68,6 +68,9 @@ def test_kill_9_inside_cma_es_then_resume(tmp_path):
         proc.send_signal(signal.SIGKILL)
         proc.wait()
     saved, counters = wm_state(last)
+    # The metrics written before the kill are on disk (not held back in a buffer).
+    logged = [r for r in csv.DictReader(open(run / "logs" / "csv" / "metrics.csv")) if r.get("cma/generation")]
+    assert logged and float(logged[-1]["cma/generation"]) >= saved["generation"]
     import pickle
 
     saved_es = pickle.loads(saved["es"])
