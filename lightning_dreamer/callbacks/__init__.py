@@ -57,6 +57,9 @@ class PeriodicCheckpoint(Callback):
         self.path, self.every = path, every
         self.saved_at = None
 
+    def on_train_start(self, trainer, pl_module):
+        self.saved_at = pl_module.updates  # a resumed run starts from a checkpoint at this count
+
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
         updates = pl_module.updates
         if self.every and updates and updates % self.every == 0 and updates != self.saved_at:
