@@ -158,6 +158,10 @@ class RLModule(L.LightningModule):
         self._step_started = time.perf_counter()
         return None
 
+    def count_update(self) -> None:
+        self.updates += 1
+        self._update_times = (self._update_times + [time.perf_counter() - self._step_started])[-20:]
+
     def collect(self, steps: int) -> None:
         """Take ``steps`` agent steps with the exploring policy (eval mode, no_grad) into replay."""
         was_training = self.training
@@ -169,8 +173,7 @@ class RLModule(L.LightningModule):
         self._record_episodes()
 
     def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
-        self.updates += 1
-        self._update_times = (self._update_times + [time.perf_counter() - self._step_started])[-20:]
+        self.count_update()
         self.log_dict({"progress/env_steps": float(self.env_steps), "progress/updates": float(self.updates)},
                       on_step=True, on_epoch=False)
 

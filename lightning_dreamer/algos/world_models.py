@@ -199,6 +199,7 @@ class WorldModels(RLModule):
             "mdn_done": F.binary_cross_entropy_with_logits(done_logit, batch["is_terminal"][:, 1:].float()),
         }
 
+    @torch.no_grad()
     def dream_fitness(self, params: torch.Tensor, seed: int) -> torch.Tensor:
         """Mean dream return of each candidate over ``rollouts`` start states and seeds shared by
         the whole population (common random numbers make candidates comparable)."""
@@ -206,8 +207,7 @@ class WorldModels(RLModule):
         g = torch.Generator().manual_seed(seed)
         frames = self.replay.sample_first(m.rollouts, "pixels", g).to(self.device)
         mean, logvar = self.vae.encode(frames)
-        z0 = mean + (0.5 * logvar).exp() * torch.randn(mean.shape, generator=g).to(self.device)
-        z0 = z0.unsqueeze(0).expand(params.shape[0], -1, -1)
+        z0 = self.vae.sample(mean, logvar, g).unsqueeze(0).expand(params.shape[0], -1, -1)
         seeds = (seed + torch.arange(m.rollouts)).unsqueeze(0).expand(params.shape[0], -1)
         returns = dream_rollouts(self.mdnrnn, self.controller, params.to(self.device), z0, seeds, self.horizon,
                                  m.temperature, m.dream_done)
@@ -251,9 +251,6 @@ class WorldModels(RLModule):
                     state[1][w] = 0
                     job[w] = next(queue, -1)
         return returns.mean(1)
-
-    def _eval_policy(self, obs, is_first, state):
-        return self.act({k: v.to(self.device) for k, v in obs.items()}, is_first.to(self.device), state, explore=False)
 
     def controller_generation(self) -> dict[str, float]:
         m = self.cfg.model
@@ -305,8 +302,7 @@ class WorldModels(RLModule):
         return self.updates  # stage steps: CMA-ES generations take no optimizer step
 
     def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
-        self.updates += 1
-        self._update_times = (self._update_times + [time.perf_counter() - self._step_started])[-20:]
+        self.count_update()  # the progress metrics go out with each stage's own (training_step)
 
     def on_fit_end(self) -> None:
         if self.batched_env is not None:

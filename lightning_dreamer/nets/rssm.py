@@ -128,14 +128,3 @@ class RSSM(nn.Module):
             priors.append(state)
         return {k: torch.stack([s[k] for s in priors], 1) for k in priors[0]}
 
-
-def CategoricalRSSM(action_dim: int, embed_dim: int, deter: int = 1024, stoch: int = 32, classes: int = 32,
-                    hidden: int = 1024, act: str = "elu") -> RSSM:
-    """DreamerV2's RSSM: categorical latents and the layer-normalised GRU."""
-    return RSSM(action_dim, embed_dim, CategoricalLatent(stoch, classes), deter, hidden, act, layer_norm_gru=True)
-
-
-def GaussianRSSM(action_dim: int, embed_dim: int, deter: int = 200, stoch: int = 30, hidden: int = 200,
-                 act: str = "elu", min_std: float = 0.1) -> RSSM:
-    """DreamerV1's RSSM: diagonal Gaussian latents and a plain GRU cell."""
-    return RSSM(action_dim, embed_dim, GaussianLatent(stoch, min_std), deter, hidden, act, layer_norm_gru=False)

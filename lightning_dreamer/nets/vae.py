@@ -30,7 +30,9 @@ class ConvVAE(nn.Module):
 
     @staticmethod
     def sample(mean: torch.Tensor, logvar: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
+        # Drawn where the generator lives (a seeded CPU generator also serves a model on a GPU).
+        device = generator.device if generator is not None else mean.device
+        noise = torch.randn(mean.shape, generator=generator, device=device, dtype=mean.dtype).to(mean.device)
         return mean + (0.5 * logvar).exp() * noise
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
