@@ -5,9 +5,11 @@
    (LSTM step + mixture heads) against everything else (controller, sampling, Python).
 2. One generation in the real environment (dm_control cartpole swingup from pixels), the
    population's episodes dealt to env worker processes and batched through V, M and C.
+3. One M update (the pixel cartpole config with presets/wm_cpu.yaml): z drawn from V's cached
+   mean and variance (what training does) against encoding the batch's frames with V each time.
 
     python bench/speed_wm.py [--population 64] [--rollouts 16] [--horizon 1000] [--threads 1]
-                             [--real-population 4] [--real-rollouts 1] [--workers 2]
+                             [--real-population 4] [--real-rollouts 1] [--workers 2] [--m-updates 20]
 """
 
 from __future__ import annotations
@@ -78,6 +80,44 @@ def real_generation(population: int, rollouts: int, workers: int) -> None:
             agent.on_fit_end()
 
 
+def m_updates(updates: int) -> None:
+    from lightning_dreamer.config import load_config, to_dict
+    from lightning_dreamer.registry import get_algo
+
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = load_config(["configs/wm_dmc_cartpole_swingup.yaml", "configs/presets/wm_cpu.yaml"],
+                          [f"run.dir={tmp}", "replay.capacity=5000", "trainer.precision=32-true"])
+        agent = get_algo("world_models")(to_dict(cfg))
+        agent.setup("fit")
+        agent.collector.step(2000, agent._policy)  # four 500-step episodes of pixels
+        opt = torch.optim.Adam(agent.mdnrnn.parameters(), lr=1e-3)
+
+        def update(cached: bool) -> None:
+            batch = agent.replay.sample(with_index=True)
+            index = batch.pop("index")
+            if cached:
+                batch.pop("pixels")
+                batch["latent"] = agent.latent_table()[index]
+            loss = sum(agent.mdn_losses(batch).values())
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+
+        start = time.perf_counter()
+        agent.latent_table()
+        table = time.perf_counter() - start
+        for cached in (False, True):
+            update(cached)  # warm-up
+            start = time.perf_counter()
+            for _ in range(updates):
+                update(cached)
+            per = (time.perf_counter() - start) / updates
+            how = "z from cached latents" if cached else "frames encoded by V every update"
+            print(f"| M update, {how} | batch {cfg.replay.batch_size} x {cfg.replay.seq_len} | {per:.3f} | |", flush=True)
+        print(f"| encoding the latent table once | {len(agent.replay):,} frames | {table:.2f} | "
+              f"{len(agent.replay) / table:.0f} frames/s |", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--population", type=int, default=64)
@@ -87,6 +127,7 @@ def main() -> None:
     parser.add_argument("--real-population", type=int, default=4)
     parser.add_argument("--real-rollouts", type=int, default=1)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--m-updates", type=int, default=20)
     parser.add_argument("--skip-real", action="store_true")
     args = parser.parse_args()
     os.chdir(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -97,6 +138,8 @@ def main() -> None:
     dream_generation(args.population, args.rollouts, args.horizon)
     if not args.skip_real:
         real_generation(args.real_population, args.real_rollouts, args.workers)
+    if args.m_updates:
+        m_updates(args.m_updates)
 
 
 if __name__ == "__main__":

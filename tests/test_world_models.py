@@ -122,3 +122,32 @@ def test_real_env_fitness_in_worker_processes_keeps_candidates_apart(tmp_path):
         assert 2 * 3 * 100 < steps < 2 * 3 * 100 + 3 * 100  # six 100-step episodes plus three short ones
     finally:
         agent.on_fit_end()
+
+
+def test_m_trains_on_cached_latents_of_the_sampled_frames(tmp_path):
+    cfg = load_config([TINY_WM], [f"run.dir={tmp_path}"])
+    agent = get_algo("world_models")(to_dict(cfg))
+    agent.setup("fit")
+    try:
+        agent.collector.step(120, agent._policy)  # C at zero: 100-step episodes, so slices of 8 exist
+        batch = agent.replay.sample(with_index=True)
+        table = agent.latent_table()
+        assert table.shape == (len(agent.replay), 2 * cfg.model.z_dim)
+        mean, logvar = agent.vae.encode(batch["pixels"])
+        cached = table[batch["index"]]
+        torch.testing.assert_close(cached, torch.cat([mean, logvar], -1), atol=1e-5, rtol=1e-5)
+        # The same noise gives the same losses from the cache as from the frames.
+        torch.manual_seed(0)
+        from_cache = agent.mdn_losses({**{k: v for k, v in batch.items() if k not in ("pixels", "index")}, "latent": cached})
+        torch.manual_seed(0)
+        from_frames = agent.mdn_losses(batch)
+        for k in from_frames:
+            torch.testing.assert_close(from_cache[k], from_frames[k], atol=1e-5, rtol=1e-5)
+        # A later stage drops the cache: V and the replay may change before M trains again.
+        agent.stage, agent.print = "mdn", print  # (no Trainer here to print through)
+        agent._next_stage()
+        assert agent.latents is None
+        agent.collector.step(10, agent._policy)
+        assert len(agent.latent_table()) == len(agent.replay)
+    finally:
+        agent.on_fit_end()

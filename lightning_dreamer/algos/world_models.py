@@ -52,7 +52,8 @@ class WorldModelsConfig:
     kl_tolerance: float = 0.5
     vae_lr: float = 1e-4
     # Frames per VAE update, drawn uniformly from replay. (M trains on replay.batch_size sequences
-    # of replay.seq_len steps, encoding their frames with V on the fly.)
+    # of replay.seq_len steps; as in the paper, V's mean and variance for every stored frame are
+    # computed once when the M stage starts, and each update draws fresh z from them.)
     vae_batch: int = 100
     vae_updates: int = 1000
     # --- M: MDN-RNN (paper: 256 LSTM units, 5 Gaussians per latent dim, Adam 1e-3, gradient clip 1.0)
@@ -113,6 +114,7 @@ class WorldModels(RLModule):
         self.iteration, self.stage, self.stage_step, self.generation = 0, "vae", 0, 0
         self.eval_requested = False
         self.batched_env = None
+        self.latents = None  # (replay length, 2 z_dim): V's mean and log-variance per stored frame
 
     def configure_optimizers(self):
         m = self.cfg.model
@@ -132,6 +134,7 @@ class WorldModels(RLModule):
         return {"collect": m.collect_steps, "vae": m.vae_updates, "mdn": m.mdn_updates, "controller": m.generations}[self.stage]
 
     def _next_stage(self) -> None:
+        self.latents = None  # V or the replay changes in the stages to come
         if self.stage == "controller":
             self.iteration += 1
             self.eval_requested = True
@@ -186,11 +189,27 @@ class WorldModels(RLModule):
         rec, kl = vae_loss(recon, frames.float() / 255.0, mean, logvar, self.cfg.model.kl_tolerance)
         return {"vae_rec": rec.mean(), "vae_kl": kl.mean()}
 
+    @torch.no_grad()
+    def latent_table(self, chunk: int = 1024) -> torch.Tensor:
+        """V's mean and log-variance of every stored frame, by storage index, encoded once per
+        M stage (after a resume too) rather than on every M update."""
+        if self.latents is None or len(self.latents) != len(self.replay):
+            parts = []
+            for start in range(0, len(self.replay), chunk):
+                frames = self.replay.read("pixels", start, min(start + chunk, len(self.replay))).to(self.device)
+                parts.append(torch.cat(self.vae.encode(frames), -1).float())
+            self.latents = torch.cat(parts)
+        return self.latents
+
     def mdn_losses(self, batch) -> dict[str, torch.Tensor]:
         """M on a (B, T) batch. Entry t holds x_t and the action that led to it, so M reads
-        [z_t, a_{t+1}] and predicts z_{t+1}, the reward on arriving there and whether it is terminal."""
+        [z_t, a_{t+1}] and predicts z_{t+1}, the reward on arriving there and whether it is terminal.
+        The batch carries V's ``latent`` (mean and log-variance) of each frame, or its ``pixels``."""
         with torch.no_grad():
-            mean, logvar = self.vae.encode(batch["pixels"])
+            if "latent" in batch:
+                mean, logvar = batch["latent"].chunk(2, -1)
+            else:
+                mean, logvar = self.vae.encode(batch["pixels"])
             z = self.vae.sample(mean, logvar)
         (logpi, mu, logstd, reward, done_logit), _ = self.mdnrnn(z[:, :-1], batch["action"][:, 1:].float())
         return {
@@ -277,7 +296,9 @@ class WorldModels(RLModule):
             logs = {f"loss/{k}": v.detach() for k, v in losses.items()}
         elif self.stage == "mdn":
             opt = self.optimizers()[1]
-            losses = self.mdn_losses({k: v.to(self.device) for k, v in self.replay.sample().items()})
+            batch = self.replay.sample(with_index=True)
+            batch["latent"] = self.latent_table()[batch.pop("index").to(self.device)]
+            losses = self.mdn_losses({k: v.to(self.device) for k, v in batch.items() if k != "pixels"})
             self.optimise(opt, losses["mdn_nll"] + m.reward_scale * losses["mdn_reward"] + m.done_scale * losses["mdn_done"],
                           m.mdn_grad_clip)
             logs = {f"loss/{k}": v.detach() for k, v in losses.items()}

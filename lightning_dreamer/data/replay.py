@@ -60,9 +60,18 @@ class Replay:
         episodes = self.buffer.storage[: len(self)]["episode"]
         return bool(torch.unique(episodes, return_counts=True)[1].max() >= self.seq_len)
 
-    def sample(self) -> dict[str, torch.Tensor]:
+    def sample(self, with_index: bool = False) -> dict[str, torch.Tensor]:
+        """A ``(B, T)`` batch of slices; ``with_index`` adds ``index``, each entry's storage index
+        (to look up per-step data kept outside the buffer, such as cached latents)."""
         batch = self.buffer.sample(self.batch_size * self.seq_len).reshape(self.batch_size, self.seq_len)
-        return {k: batch.get(k).contiguous() for k in self.keys}
+        out = {k: batch.get(k).contiguous() for k in self.keys}
+        if with_index:
+            out["index"] = batch.get("index").reshape(self.batch_size, self.seq_len)
+        return out
+
+    def read(self, key: str, start: int, stop: int) -> torch.Tensor:
+        """``key`` at storage indices ``start`` to ``stop`` (those ``index`` refers to)."""
+        return self.buffer.storage[start:stop][key]
 
     def sample_steps(self, n: int, key: str, generator: torch.Generator | None = None) -> torch.Tensor:
         """``key`` at ``n`` stored steps drawn uniformly with replacement (e.g. frames for a VAE)."""
