@@ -34,6 +34,7 @@ def test_all_stages_then_eval(tmp_path, capsys):
         assert stage in out
     wm, counters = wm_state(run / "checkpoints" / "last.ckpt")
     assert wm["iteration"] == 2 and wm["generation"] == 6  # 2 iterations x 3 generations
+    assert wm["stage_best"] == float("-inf")  # reset on leaving the controller stage
     assert counters["policy_steps"] == 64 + 40  # random prefill + one collect stage with C
     rows = list(csv.DictReader(open(run / "logs" / "csv" / "metrics.csv")))
     for name in ("loss/vae_rec", "loss/vae_kl", "loss/mdn_nll", "loss/mdn_reward", "loss/mdn_done", "cma/fitness_mean", "cma/best"):
@@ -83,6 +84,11 @@ def test_kill_9_inside_cma_es_then_resume(tmp_path):
     assert final["generation"] == target and final["iteration"] == 1
     assert es.countiter == saved_es.countiter + 3  # the same search went on
     assert es.result.fbest <= saved_es.result.fbest  # its best score carried over
+    # The stage's best score (logged as cma/best) carried over too.
+    after = [r for r in csv.DictReader(open(run / "logs" / "csv" / "metrics.csv"))
+             if r.get("cma/generation") and float(r["cma/generation"]) > saved["generation"]]
+    assert saved["stage_best"] > float("-inf") and after
+    assert all(float(r["cma/best"]) >= saved["stage_best"] for r in after)
 
 
 def test_acting_videos_and_bad_settings():

@@ -112,6 +112,10 @@ class WorldModels(RLModule):
         self.es = cma.CMAEvolutionStrategy(np.zeros(self.controller.num_params), m.sigma0,
                                            {"popsize": m.population, "seed": self.cfg.run.seed + 1, "verbose": -9})
         self.iteration, self.stage, self.stage_step, self.generation = 0, "vae", 0, 0
+        # Best fitness of this iteration's controller stage. CMA-ES's own best (es.result.fbest)
+        # spans iterations, whose fitness came from other versions of M: in the dream they are
+        # not comparable.
+        self.stage_best = float("-inf")
         self.eval_requested = False
         self.batched_env = None
         self.latents = None  # (replay length, 2 z_dim): V's mean and log-variance per stored frame
@@ -142,6 +146,7 @@ class WorldModels(RLModule):
         else:
             self.stage = STAGES[STAGES.index(self.stage) + 1]
         self.stage_step = 0
+        self.stage_best = float("-inf")
         if not self.finished:
             self.print(f"iteration {self.iteration}: stage {self.stage}")
 
@@ -282,8 +287,9 @@ class WorldModels(RLModule):
         self.es.tell(candidates, (-fitness.double()).tolist())  # cma minimises
         self.controller_params.copy_(torch.as_tensor(self.es.result.xfavorite, dtype=torch.float32))
         self.generation += 1
+        self.stage_best = max(self.stage_best, float(fitness.max()))
         return {"cma/fitness_mean": float(fitness.mean()), "cma/fitness_max": float(fitness.max()),
-                "cma/best": float(-self.es.result.fbest), "cma/sigma": float(self.es.sigma),
+                "cma/best": self.stage_best, "cma/sigma": float(self.es.sigma),
                 "cma/generation": float(self.generation)}
 
     def training_step(self, batch, batch_idx):
@@ -356,7 +362,8 @@ class WorldModels(RLModule):
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         super().on_save_checkpoint(checkpoint)
         checkpoint["world_models"] = {"iteration": self.iteration, "stage": self.stage, "stage_step": self.stage_step,
-                                      "generation": self.generation, "es": pickle.dumps(self.es)}
+                                      "generation": self.generation, "es": pickle.dumps(self.es),
+                                      "stage_best": self.stage_best}
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         super().on_load_checkpoint(checkpoint)
@@ -364,4 +371,5 @@ class WorldModels(RLModule):
         if state is not None:
             self.iteration, self.stage, self.stage_step = state["iteration"], state["stage"], state["stage_step"]
             self.generation = state["generation"]
+            self.stage_best = state.get("stage_best", float("-inf"))
             self.es = pickle.loads(state["es"])
