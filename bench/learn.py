@@ -8,6 +8,11 @@
     python bench/learn.py wm_carracing # World Models on CarRacing-v3 with the cpu preset: the score reached and the time
     python bench/learn.py v2_pixels --report     # only print the curve so far
 
+The three algorithms side by side (table and SVG learning curves):
+
+    python -m lightning_dreamer compare v2=runs/bench/v2_pixels v1=runs/bench/v1_pixels wm=runs/bench/wm_pixels \
+        --baseline random=22 --svg runs/bench/compare.svg
+
 Runs live in ``--root`` (default ``runs/bench``); running the same benchmark again resumes it
 from its last checkpoint, so a run may span several sessions. Extra ``key=value`` arguments
 are passed to ``fit`` as overrides.

@@ -1,9 +1,11 @@
-"""Command line: ``python -m lightning_dreamer {fit,eval,algos} ...``
+"""Command line: ``python -m lightning_dreamer {fit,eval,compare,algos} ...``
 
-fit   [--config A.yaml [--config preset.yaml ...]] [key=value | --key value ...]
-      [--trainer.OPTION VALUE ...] [--ckpt_path PATH|last] [--print_config]
-eval  --ckpt PATH [--episodes N] [--video FILE.mp4|.gif] [--seed S]
-algos list the registered algorithms
+fit     [--config A.yaml [--config preset.yaml ...]] [key=value | --key value ...]
+        [--trainer.OPTION VALUE ...] [--ckpt_path PATH|last] [--print_config]
+eval    --ckpt PATH [--episodes N] [--video FILE.mp4|.gif] [--seed S]
+compare NAME=RUN_DIR [NAME=RUN_DIR ...] [--budget N] [--marks N ...] [--baseline NAME=RETURN]
+        [--svg FILE.svg]   (a table and learning curves from the runs' eval.csv)
+algos   list the registered algorithms
 """
 
 from __future__ import annotations
@@ -138,6 +140,22 @@ def cmd_eval(args: argparse.Namespace, extra: list[str]) -> int:
     return 0
 
 
+def cmd_compare(args: argparse.Namespace, extra: list[str]) -> int:
+    from lightning_dreamer import compare
+
+    if extra:
+        raise CLIError(f"unexpected arguments for compare: {' '.join(extra)}")
+    if args.budget < 1 or any(m < 1 for m in args.marks):
+        raise CLIError("--budget and --marks must be positive env-step counts")
+    curves = [compare.read_curve(name, path) for name, path in compare.parse_runs(args.runs)]
+    baselines = compare.parse_baselines(args.baseline or [])
+    print(compare.table(curves, args.budget, sorted(m for m in args.marks if m < args.budget)))
+    if args.svg:
+        compare.write_atomically(args.svg, compare.svg(curves, args.budget, baselines, args.title))
+        print(f"learning curves: {args.svg}")
+    return 0
+
+
 def cmd_algos(args, extra) -> int:
     from lightning_dreamer.registry import list_algos
 
@@ -158,12 +176,19 @@ def main(argv: list[str] | None = None) -> int:
     ev.add_argument("--episodes", type=int, default=10)
     ev.add_argument("--video", help="write the first episode to this .mp4 or .gif")
     ev.add_argument("--seed", type=int, default=12345)
+    cmp = sub.add_parser("compare", help="table and learning curves of several runs' evaluations")
+    cmp.add_argument("runs", nargs="+", metavar="NAME=RUN_DIR", help="a run directory (or its eval.csv), named")
+    cmp.add_argument("--budget", type=int, default=100_000, help="env-step budget the table judges (default 100000)")
+    cmp.add_argument("--marks", type=int, nargs="*", default=[25_000, 50_000], help="more env-step columns")
+    cmp.add_argument("--baseline", action="append", metavar="NAME=RETURN", help="a dashed reference line, e.g. random=22")
+    cmp.add_argument("--svg", help="write the learning curves to this SVG file")
+    cmp.add_argument("--title", default="evaluation return")
     sub.add_parser("algos", help="list registered algorithms")
     args, extra = parser.parse_known_args(argv)
     from lightning_dreamer.config import UserError
 
     try:
-        return {"fit": cmd_fit, "eval": cmd_eval, "algos": cmd_algos}[args.command](args, extra)
+        return {"fit": cmd_fit, "eval": cmd_eval, "compare": cmd_compare, "algos": cmd_algos}[args.command](args, extra)
     except (UserError, CLIError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -1,0 +1,65 @@
+"""`compare`: the table and SVG learning curves read back from runs' eval.csv files."""
+
+import xml.etree.ElementTree as ET
+
+from lightning_dreamer.__main__ import main
+from lightning_dreamer.compare import read_curve
+
+HEADER = "env_steps,updates,return_mean,return_std,episodes,wall_s\n"
+
+
+def write_eval(path, rows):
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "eval.csv").write_text(HEADER + "".join(",".join(map(str, r)) + "\n" for r in rows))
+
+
+def test_table_and_curves_from_resumed_runs(tmp_path, capsys):
+    # A run resumed once (its clock restarts at the second segment) and a shorter run.
+    write_eval(tmp_path / "a", [(10_000, 50, 20.0, 1.0, 5, 100.0), (20_000, 100, 60.0, 5.0, 5, 250.0),
+                                (20_000, 100, 58.0, 4.0, 5, 10.0), (30_000, 150, 120.0, 9.0, 5, 200.0),
+                                (40_000, 200, 90.0, 3.0, 5, 390.0)])
+    write_eval(tmp_path / "b", [(10_000, 80, -5.0, 2.0, 5, 60.0), (20_000, 160, 30.0, 2.0, 5, 130.0)])
+    curve = read_curve("a", str(tmp_path / "a"))
+    assert curve.segments == 2 and curve.wall_s == 250.0 + 390.0
+    assert curve.steps == [10_000, 20_000, 20_000, 30_000, 40_000]
+
+    svg = tmp_path / "curves.svg"
+    assert main(["compare", f"alpha={tmp_path / 'a'}", f"beta={tmp_path / 'b' / 'eval.csv'}", "--budget", "35000",
+                 "--marks", "15000", "--baseline", "random=22", "--svg", str(svg)]) == 0
+    out = capsys.readouterr().out
+    rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]] for line in out.splitlines()
+            if line.startswith("| alpha") or line.startswith("| beta")}
+    # return @ 15k, return @ 35k (budget), best within the budget (at), steps run, hours, segments
+    assert rows["alpha"] == ["20.0", "120.0", "120.0 (30,000)", "40,000", f"{640 / 3600:.2f}", "2"]
+    assert rows["beta"] == ["-5.0", "–", "30.0 (20,000)", "20,000", f"{130 / 3600:.2f}", "1"]  # never reached 35k
+
+    root = ET.parse(svg).getroot()
+    ns = {"s": "http://www.w3.org/2000/svg"}
+    width, height = float(root.get("width")), float(root.get("height"))
+    lines = root.findall("s:polyline", ns)
+    assert [len(p.get("points").split()) for p in lines] == [5, 2]  # one curve per run, a point per evaluation
+    points = [tuple(map(float, xy.split(","))) for p in lines for xy in p.get("points").split()]
+    assert all(0 < x < width and 0 < y < height for x, y in points)
+    xs = [x for x, _ in points[:5]]
+    assert xs == sorted(xs) and xs[1] == xs[2]  # env steps increase to the right
+    ys = [y for _, y in points[:5]]
+    assert ys[3] == min(ys)  # the highest return is drawn highest
+    labels = [t.text for t in root.iter("{http://www.w3.org/2000/svg}text")]
+    assert "alpha" in labels and "beta" in labels and "random (22)" in labels
+
+
+def test_compare_bad_input_is_one_line(tmp_path, capsys):
+    assert main(["compare", f"x={tmp_path / 'nothing'}"]) == 2
+    assert "no evaluations at" in capsys.readouterr().err
+    assert main(["compare", str(tmp_path)]) == 2
+    assert "write NAME=RUN_DIR" in capsys.readouterr().err
+    (tmp_path / "eval.csv").write_text("step,score\n1,2\n")
+    assert main(["compare", f"x={tmp_path}"]) == 2
+    assert "missing columns: env_steps" in capsys.readouterr().err
+    write_eval(tmp_path / "ok", [(1000, 1, 1.0, 0.0, 1, 1.0)])
+    assert main(["compare", f"x={tmp_path / 'ok'}", "--baseline", "random"]) == 2
+    assert "write NAME=RETURN" in capsys.readouterr().err
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "eval.csv").write_text(HEADER + "1000,1,oops,0,1,1\n")
+    assert main(["compare", f"x={tmp_path / 'bad'}"]) == 2
+    assert "malformed row" in capsys.readouterr().err
