@@ -75,6 +75,10 @@ class ReplayConfig:
     train_ratio: float = 160.0
     # Agent steps collected with a uniformly random policy before training starts.
     prefill: int = 1000
+    # Agent steps each random prefill action is held. 1 (the papers' random policy) draws a new
+    # uniform action every step; holding it longer gives temporally correlated random rollouts
+    # that travel further (cartpole swingup: 1 never lifts the pole near upright, 10 does).
+    prefill_hold: int = 1
     # Gradient updates on the prefill data before collection resumes.
     pretrain: int = 100
 

@@ -70,6 +70,10 @@ class RLModule(L.LightningModule):
         self.automatic_optimization = False
         self.obs_shapes, self.action_dim, self.discrete = env_signature(self.cfg.env)
         self.obs_keys = tuple(self.obs_shapes)
+        r = self.cfg.replay
+        if r.train_ratio <= 0 or r.prefill_hold < 1:
+            raise ValueError(f"replay.train_ratio must be > 0 and replay.prefill_hold >= 1 "
+                             f"(got {r.train_ratio} and {r.prefill_hold})")
         # Counters (all ranks step in lock-step, so they are the same everywhere).
         self.policy_steps = 0  # agent steps taken by this rank
         self.updates = 0  # gradient updates (one world model + actor + critic step each)
@@ -114,7 +118,8 @@ class RLModule(L.LightningModule):
         self.replay = Replay(r.capacity, r.batch_size, r.seq_len, scratch_dir=self._rank_dir("live"))
         # TorchRL envs are nn.Modules: keep them out of the module tree (state_dict, .to(), DDP).
         object.__setattr__(self, "env", make_env(self.cfg.env, seed=seed))
-        self.collector = Collector(self.env, self.replay, self.obs_keys, torch.Generator().manual_seed(seed))
+        self.collector = Collector(self.env, self.replay, self.obs_keys, torch.Generator().manual_seed(seed),
+                                   hold=self.cfg.replay.prefill_hold)
         self.ratio = TrainRatio(r.train_ratio, r.batch_size * r.seq_len, r.pretrain)
 
     def train_dataloader(self) -> DataLoader:

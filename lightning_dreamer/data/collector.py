@@ -46,8 +46,11 @@ class Collector:
     data/replay.py, and keeps episode statistics. Policies see actions in [-1, 1] (continuous,
     rescaled here to the env's bounds) or one-hot vectors (discrete)."""
 
-    def __init__(self, env, replay=None, obs_keys=("pixels",), generator: torch.Generator | None = None):
+    def __init__(self, env, replay=None, obs_keys=("pixels",), generator: torch.Generator | None = None, hold: int = 1):
+        if hold < 1:
+            raise ValueError(f"replay.prefill_hold must be >= 1, got {hold}")
         self.env, self.replay, self.obs_keys = env, replay, tuple(obs_keys)
+        self.hold, self.held, self.held_for = hold, None, 0
         spec = env.action_spec
         self.discrete = isinstance(spec, OneHot)
         self.action_dim = spec.shape[-1]
@@ -65,6 +68,13 @@ class Collector:
         self.steps = 0
 
     def random_action(self) -> torch.Tensor:
+        """A uniform random action, drawn anew every ``hold`` calls."""
+        if self.held is None or self.held_for >= self.hold:
+            self.held, self.held_for = self._uniform_action(), 0
+        self.held_for += 1
+        return self.held
+
+    def _uniform_action(self) -> torch.Tensor:
         if self.discrete:
             index = torch.randint(self.action_dim, (1,), generator=self.generator)
             return torch.nn.functional.one_hot(index, self.action_dim).float()
