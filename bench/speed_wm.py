@@ -93,12 +93,7 @@ def m_updates(updates: int) -> None:
         opt = torch.optim.Adam(agent.mdnrnn.parameters(), lr=1e-3)
 
         def update(cached: bool) -> None:
-            batch = agent.replay.sample(with_index=True)
-            index = batch.pop("index")
-            if cached:
-                batch.pop("pixels")
-                batch["latent"] = agent.latent_table()[index]
-            loss = sum(agent.mdn_losses(batch).values())
+            loss = sum(agent.mdn_losses(agent.mdn_batch(cached)).values())
             opt.zero_grad()
             loss.backward()
             opt.step()

@@ -206,6 +206,16 @@ class WorldModels(RLModule):
             self.latents = torch.cat(parts)
         return self.latents
 
+    def mdn_batch(self, cached: bool = True) -> dict[str, torch.Tensor]:
+        """A (B, T) replay batch for M on this module's device: V's ``latent`` of each frame from
+        the table (what training uses), or the frames themselves (``cached=False``)."""
+        batch = self.replay.sample(with_index=True)
+        index = batch.pop("index")
+        if cached:
+            batch.pop("pixels")
+            batch["latent"] = self.latent_table()[index.to(self.device)]
+        return {k: v.to(self.device) for k, v in batch.items()}
+
     def mdn_losses(self, batch) -> dict[str, torch.Tensor]:
         """M on a (B, T) batch. Entry t holds x_t and the action that led to it, so M reads
         [z_t, a_{t+1}] and predicts z_{t+1}, the reward on arriving there and whether it is terminal.
@@ -302,9 +312,7 @@ class WorldModels(RLModule):
             logs = {f"loss/{k}": v.detach() for k, v in losses.items()}
         elif self.stage == "mdn":
             opt = self.optimizers()[1]
-            batch = self.replay.sample(with_index=True)
-            batch["latent"] = self.latent_table()[batch.pop("index").to(self.device)]
-            losses = self.mdn_losses({k: v.to(self.device) for k, v in batch.items() if k != "pixels"})
+            losses = self.mdn_losses(self.mdn_batch())
             self.optimise(opt, losses["mdn_nll"] + m.reward_scale * losses["mdn_reward"] + m.done_scale * losses["mdn_done"],
                           m.mdn_grad_clip)
             logs = {f"loss/{k}": v.detach() for k, v in losses.items()}
