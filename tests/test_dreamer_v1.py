@@ -63,6 +63,13 @@ def test_actor_gradient_through_imagined_dynamics_not_into_world_model_or_value(
     agent.rssm.img_step = lambda state, action: {k: v.detach() for k, v in original(state, action).items()}
     actor_loss, _, _ = agent.behaviour_losses(post, batch["is_terminal"])
     assert not actor_loss.requires_grad
+    # The optional entropy bonus (not in the paper) reaches the actor without the dynamics.
+    agent.cfg.model.actor_entropy = 1e-2
+    agent.zero_grad()
+    actor_loss, _, _ = agent.behaviour_losses(post, batch["is_terminal"])
+    actor_loss.backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in agent.actor.parameters())
+    assert all(p.grad is None for p in agent.world_model.parameters())
 
 
 def test_exploration_noise_continuous_and_epsilon_greedy():

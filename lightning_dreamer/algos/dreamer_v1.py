@@ -78,6 +78,10 @@ class DreamerV1Config:
     actor_init_std: float = 5.0
     actor_min_std: float = 1e-4
     actor_mean_scale: float = 5.0
+    # Entropy bonus on the actor objective (not in V1, which has none: 0.0 is the paper). The
+    # tanh-Normal entropy includes log(1 - tanh(x)^2), so a small bonus keeps the actor off the
+    # saturated +-1 actions where tanh passes almost no gradient.
+    actor_entropy: float = 0.0
     # Exploration while collecting: additive Gaussian noise (continuous) or the probability of a
     # uniformly random action (discrete). amount * 0.5 ** (env_steps / expl_decay) if expl_decay > 0,
     # never below expl_min.
@@ -180,12 +184,12 @@ class DreamerV1(RLModule):
             value = self.critic(feats).squeeze(-1).float()
             returns = lambda_return(reward, value[1:], cont, m.lambda_)
             weight = trajectory_weights(cont, start_cont).detach()
-            a_loss = actor_loss(None, None, returns, None, weight, reinforce=0.0, entropy_scale=0.0).mean()
-        c_loss = critic_loss(self.critic(feats[:-1].detach()).squeeze(-1), returns, weight).mean()
-        with torch.no_grad():
             entropy = self.policy_dist(feats[:-1].detach()).entropy()
+            a_loss = actor_loss(None, entropy, returns, None, weight, reinforce=0.0,
+                                entropy_scale=m.actor_entropy).mean()
+        c_loss = critic_loss(self.critic(feats[:-1].detach()).squeeze(-1), returns, weight).mean()
         metrics = {"imag/return": returns.mean().detach(), "imag/reward": reward.mean().detach(),
-                   "imag/value": value.mean().detach(), "actor/entropy": entropy.mean()}
+                   "imag/value": value.mean().detach(), "actor/entropy": entropy.mean().detach()}
         return a_loss, c_loss, metrics
 
     def training_step(self, batch, batch_idx):

@@ -99,8 +99,10 @@ class TanhNormal:
     Samples are reparameterised and lie in (-1, 1). ``log_prob`` applies the change of
     variables ``log N(atanh y) - log(1 - y^2)``. ``mode`` returns ``tanh(loc)``, the exact median
     of every action dimension (tanh is monotone) and deterministic; DreamerV1's code instead
-    picks the most likely of 100 samples. The entropy has no closed form: ``entropy`` is the
-    one-sample estimate ``-log_prob(sample)``, as in DreamerV1.
+    picks the most likely of 100 samples. The entropy has no closed form: ``entropy`` is a
+    one-sample estimate, ``H[Normal] + log(1 - tanh(x)^2)`` at a reparameterised ``x``, whose
+    gradient is the pathwise gradient of the entropy (DreamerV1 logs ``-log_prob(sample)``, which
+    has the same expectation but, with the sample held fixed, a zero expected gradient).
     """
 
     def __init__(self, loc: torch.Tensor, scale: torch.Tensor, eps: float = 1e-6):
@@ -122,7 +124,9 @@ class TanhNormal:
         return (normal - torch.log1p(-y * y)).sum(-1)
 
     def entropy(self) -> torch.Tensor:
-        return -self.log_prob(self.rsample().detach())
+        x = self.loc + self.scale * torch.randn_like(self.loc)
+        log_det = 2 * (math.log(2) - x - F.softplus(-2 * x))  # log(1 - tanh(x)^2), stable for large |x|
+        return (_LOG_SQRT_2PI + 0.5 + self.scale.log() + log_det).sum(-1)
 
 
 def exploration_noise(action: torch.Tensor, amount: float, discrete: bool) -> torch.Tensor:
