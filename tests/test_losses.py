@@ -216,7 +216,13 @@ def test_tanh_normal_samples_in_bounds_and_log_prob_matches_change_of_variables(
         torch.distributions.Normal(loc, scale), [torch.distributions.TanhTransform()])
     y = torch.tensor([[0.3, -0.9, 0.99]])
     torch.testing.assert_close(dist.log_prob(y), reference.log_prob(y).sum(-1), rtol=1e-4, atol=1e-4)
-    torch.testing.assert_close(dist.mode(), torch.tanh(loc))
+    torch.testing.assert_close(dist.median(), torch.tanh(loc))
+    # mode: the most likely of 100 samples. Narrow: next to tanh(loc). Wide: the density has a peak
+    # near each end, the higher one on the side of loc; far from tanh(loc) = 0.29 either way.
+    torch.manual_seed(0)
+    torch.testing.assert_close(TanhNormal(loc, torch.full_like(loc, 1e-3)).mode(), torch.tanh(loc), atol=1e-2, rtol=0)
+    wide = TanhNormal(torch.full((1000, 1), 0.3), torch.full((1000, 1), 3.0)).mode()
+    assert (wide.abs() > 0.99).all() and (wide > 0).float().mean() > 0.6
     # 1-D density integrates to 1 over (-1, 1)
     one = TanhNormal(torch.tensor([[0.7]]), torch.tensor([[0.8]]))
     grid = torch.linspace(-1 + 1e-5, 1 - 1e-5, 200_001).unsqueeze(-1)

@@ -97,12 +97,13 @@ class TanhNormal:
     """``tanh(Normal(loc, scale))``, independent over the last dim (DreamerV1's continuous actor).
 
     Samples are reparameterised and lie in (-1, 1). ``log_prob`` applies the change of
-    variables ``log N(atanh y) - log(1 - y^2)``. ``mode`` returns ``tanh(loc)``, the exact median
-    of every action dimension (tanh is monotone) and deterministic; DreamerV1's code instead
-    picks the most likely of 100 samples. The entropy has no closed form: ``entropy`` is a
-    one-sample estimate, ``H[Normal] + log(1 - tanh(x)^2)`` at a reparameterised ``x``, whose
-    gradient is the pathwise gradient of the entropy (DreamerV1 logs ``-log_prob(sample)``, which
-    has the same expectation but, with the sample held fixed, a zero expected gradient).
+    variables ``log N(atanh y) - log(1 - y^2)``. ``mode`` is DreamerV1's: the most likely of
+    ``samples`` (100) draws under this density (which, for a wide Normal, peaks near +-1 rather
+    than at ``tanh(loc)``); ``median`` is ``tanh(loc)``, deterministic. The entropy has no closed
+    form: ``entropy`` is a one-sample estimate, ``H[Normal] + log(1 - tanh(x)^2)`` at a
+    reparameterised ``x``, whose gradient is the pathwise gradient of the entropy (DreamerV1 logs
+    ``-log_prob(sample)``, which has the same expectation but, with the sample held fixed, a zero
+    expected gradient).
     """
 
     def __init__(self, loc: torch.Tensor, scale: torch.Tensor, eps: float = 1e-6):
@@ -113,8 +114,15 @@ class TanhNormal:
 
     sample = rsample
 
-    def mode(self) -> torch.Tensor:
+    def median(self) -> torch.Tensor:
         return torch.tanh(self.loc)
+
+    def mode(self, samples: int = 100) -> torch.Tensor:
+        x = self.loc + self.scale * torch.randn((samples,) + self.loc.shape, device=self.loc.device)
+        z = (x - self.loc) / self.scale
+        log_prob = (-0.5 * z * z - _LOG_SQRT_2PI - self.scale.log() - _log1m_tanh2(x)).sum(-1)  # (samples, ...)
+        best = log_prob.argmax(0).unsqueeze(0).unsqueeze(-1).expand((1,) + x.shape[1:])
+        return torch.tanh(x.gather(0, best).squeeze(0))
 
     def log_prob(self, y: torch.Tensor) -> torch.Tensor:
         y = y.float().clamp(-1 + self.eps, 1 - self.eps)
@@ -125,8 +133,12 @@ class TanhNormal:
 
     def entropy(self) -> torch.Tensor:
         x = self.loc + self.scale * torch.randn_like(self.loc)
-        log_det = 2 * (math.log(2) - x - F.softplus(-2 * x))  # log(1 - tanh(x)^2), stable for large |x|
-        return (_LOG_SQRT_2PI + 0.5 + self.scale.log() + log_det).sum(-1)
+        return (_LOG_SQRT_2PI + 0.5 + self.scale.log() + _log1m_tanh2(x)).sum(-1)
+
+
+def _log1m_tanh2(x: torch.Tensor) -> torch.Tensor:
+    """``log(1 - tanh(x)^2)``, stable for large ``|x|``."""
+    return 2 * (math.log(2) - x - F.softplus(-2 * x))
 
 
 def exploration_noise(action: torch.Tensor, amount: float, discrete: bool) -> torch.Tensor:
