@@ -184,7 +184,8 @@ class DreamerV1(RLModule):
             value = self.critic(feats).squeeze(-1).float()
             returns = lambda_return(reward, value[1:], cont, m.lambda_)
             weight = trajectory_weights(cont, start_cont).detach()
-            entropy = self.policy_dist(feats[:-1].detach()).entropy()
+            with torch.set_grad_enabled(m.actor_entropy != 0):  # otherwise only logged
+                entropy = self.policy_dist(feats[:-1].detach()).entropy()
             a_loss = actor_loss(None, entropy, returns, None, weight, reinforce=0.0,
                                 entropy_scale=m.actor_entropy).mean()
         c_loss = critic_loss(self.critic(feats[:-1].detach()).squeeze(-1), returns, weight).mean()
