@@ -119,17 +119,16 @@ class TanhNormal:
 
     def mode(self, samples: int = 100) -> torch.Tensor:
         x = self.loc + self.scale * torch.randn((samples,) + self.loc.shape, device=self.loc.device)
-        z = (x - self.loc) / self.scale
-        log_prob = (-0.5 * z * z - _LOG_SQRT_2PI - self.scale.log() - _log1m_tanh2(x)).sum(-1)  # (samples, ...)
-        best = log_prob.argmax(0).unsqueeze(0).unsqueeze(-1).expand((1,) + x.shape[1:])
+        best = self._log_prob_pre_tanh(x).argmax(0).unsqueeze(0).unsqueeze(-1).expand((1,) + x.shape[1:])
         return torch.tanh(x.gather(0, best).squeeze(0))
 
     def log_prob(self, y: torch.Tensor) -> torch.Tensor:
-        y = y.float().clamp(-1 + self.eps, 1 - self.eps)
-        x = torch.atanh(y)
+        return self._log_prob_pre_tanh(torch.atanh(y.float().clamp(-1 + self.eps, 1 - self.eps)))
+
+    def _log_prob_pre_tanh(self, x: torch.Tensor) -> torch.Tensor:
+        """Log density of ``tanh(x)``, given the pre-tanh value ``x``."""
         z = (x - self.loc) / self.scale
-        normal = -0.5 * z * z - _LOG_SQRT_2PI - self.scale.log()
-        return (normal - torch.log1p(-y * y)).sum(-1)
+        return (-0.5 * z * z - _LOG_SQRT_2PI - self.scale.log() - _log1m_tanh2(x)).sum(-1)
 
     def entropy(self) -> torch.Tensor:
         x = self.loc + self.scale * torch.randn_like(self.loc)
