@@ -39,8 +39,9 @@ BENCHMARKS = {
     # Departures from the V1 paper. Both: random prefill actions held 10 agent steps, and an actor
     # entropy bonus of 1e-2 (V1 has none). State only: free nats 1.0 (paper 3.0; the state model's
     # KL sits at 1.8-2.6 nats, where max(KL, 3) leaves the prior untrained), value lr 3e-4 and actor
-    # lr 2e-4 (paper 8e-5 both). Measured seed 0. State (2026-11-23): all four, 501.2 at 60k and
-    # 517.6 at 70k env steps; without the faster lrs, 130-264 up to 100k (264.3 at 100k). Earlier
+    # lr 2e-4 (paper 8e-5 both). State (2026-11-23): all four, seed 0 501.2 at 60k env steps and
+    # 554.6 at 100k (best 660.0 at 85k), seed 1 537.6 at 60k; without the faster lrs (seed 0),
+    # 130-264 up to 100k (264.3 at 100k). Measured seed 0 unless said. Earlier
     # (2026-11-22): hold + entropy only, best 235.9 (at 50k), 157.8 at 100k; hold only, 135-190
     # from 15k to 60k; none, 75 to 100k. Pixels (2026-11-22): hold only, 74-75 up to 30k
     # (stopped); hold + entropy, 211.6 at 25k.
