@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import difflib
 import inspect
+import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import (
@@ -63,6 +64,8 @@ class EnvConfig:
     # Extra keyword arguments for gymnasium.make / the ALE.
     kwargs: dict[str, Any] = field(default_factory=dict)
 
+    LIMITS: ClassVar[dict] = {"image_size": ">=1", "action_repeat": ">=1", "sticky_actions": "[0,1)", "time_limit": ">=0"}
+
 
 @dataclass
 class ReplayConfig:
@@ -81,6 +84,9 @@ class ReplayConfig:
     prefill_hold: int = 1
     # Gradient updates on the prefill data before collection resumes.
     pretrain: int = 100
+
+    LIMITS: ClassVar[dict] = {"capacity": ">=2", "batch_size": ">=1", "seq_len": ">=2", "train_ratio": ">0",
+                              "prefill": ">=0", "prefill_hold": ">=1", "pretrain": ">=0"}
 
 
 @dataclass
@@ -103,6 +109,10 @@ class RunConfig:
     loggers: list[str] = field(default_factory=lambda: ["csv", "tensorboard"])
     # Torch threads per process; 0 = cores / processes.
     threads: int = 0
+
+    LIMITS: ClassVar[dict] = {"seed": ">=0", "total_env_steps": ">=1", "checkpoint_every": ">=0", "log_every": ">=1",
+                              "eval_every": ">=0", "eval_episodes": ">=1", "video_every": ">=0", "threads": ">=0"}
+    LOGGERS: ClassVar[tuple] = ("csv", "tensorboard", "wandb")
 
 
 @dataclass
@@ -142,8 +152,80 @@ def _explain(err: OmegaConfBaseException, schema: DictConfig) -> ConfigError:
     return ConfigError(f"config error at '{full_key}': {first_line}")
 
 
+def _allowed(value: Any, rule: Any) -> bool:
+    """``value`` against a rule: a tuple of choices, ``">=a"``, ``">a"``, or an interval like ``"(0,1]"``."""
+    if isinstance(rule, tuple):
+        return value in rule
+    if rule.startswith(">="):
+        return value >= float(rule[2:])
+    if rule.startswith(">"):
+        return value > float(rule[1:])
+    low, high = (float(x) for x in rule[1:-1].split(","))
+    return (value >= low if rule[0] == "[" else value > low) and (value <= high if rule[-1] == "]" else value < high)
+
+
+def _describe(rule: Any) -> str:
+    if isinstance(rule, tuple):
+        return "one of " + ", ".join(str(c) for c in rule)
+    if rule.startswith(">="):
+        return ">= " + rule[2:]
+    if rule.startswith(">"):
+        return "> " + rule[1:]
+    return f"in {rule}"
+
+
+def check_limits(section: str, node: Any, limits: dict) -> None:
+    """Raise ConfigError for the first key of ``node`` outside its declared limits (a dict value:
+    each of its entries). ``None`` means "unset/auto" and is never checked."""
+    for key, rule in limits.items():
+        value = node[key]
+        items = value.items() if hasattr(value, "items") else [(None, value)]
+        for sub, v in items:
+            if v is None:
+                continue
+            if not _allowed(v, rule):
+                name = f"{section}.{key}" + (f".{sub}" if sub is not None else "")
+                raise ConfigError(f"bad value for '{name}': {v!r}; allowed: {_describe(rule)}")
+
+
+def _check_relations(cfg: DictConfig) -> None:
+    """What no single key can say: limits that relate two keys."""
+    r, e = cfg.replay, cfg.env
+    if r.capacity < r.seq_len:
+        raise ConfigError(f"replay.capacity ({r.capacity}) must be >= replay.seq_len ({r.seq_len}): a sequence must fit in the buffer")
+    if e.obs in ("pixels", "both") and e.image_size != 64:
+        raise ConfigError(f"bad value for 'env.image_size': {e.image_size}; the convolutional encoders take 64x64 frames, so allowed: 64")
+    for name in cfg.run.loggers:
+        if name not in RunConfig.LOGGERS:
+            raise ConfigError(f"unknown logger '{name}' in run.loggers.{_closest(str(name), list(RunConfig.LOGGERS))} "
+                              f"Allowed: {', '.join(RunConfig.LOGGERS)}")
+    if not str(cfg.run.dir).strip():
+        raise ConfigError("run.dir is empty; give the directory for checkpoints and logs, e.g. run.dir=runs/my_run")
+
+
+def _count_devices(devices: Any, available: int, accelerator: str) -> int:
+    """How many devices ``trainer.devices`` asks for (ConfigError if it cannot be read)."""
+    allowed = f"allowed: auto, -1 (all), a count from 1 to {available}, or a list of {accelerator} indices"
+    if devices in ("auto", -1, "-1"):
+        return available
+    if isinstance(devices, str):
+        parts = [p for p in devices.split(",") if p.strip()]
+        try:
+            numbers = [int(p) for p in parts]
+        except ValueError:
+            raise ConfigError(f"bad value for 'trainer.devices': {devices!r}; {allowed}") from None
+        return len(numbers) if "," in devices else (numbers[0] if numbers else 0)
+    if isinstance(devices, (list, tuple)):
+        return len(devices)
+    if isinstance(devices, int) and not isinstance(devices, bool):
+        return devices
+    raise ConfigError(f"bad value for 'trainer.devices': {devices!r}; {allowed}")
+
+
 def _validate_trainer(trainer: dict[str, Any]) -> None:
     from lightning import Trainer
+
+    from lightning_dreamer.hardware import PRECISIONS, cpu_cores
 
     allowed = [p for p in inspect.signature(Trainer.__init__).parameters if p != "self"]
     for key in trainer:
@@ -152,27 +234,61 @@ def _validate_trainer(trainer: dict[str, Any]) -> None:
                 f"unknown trainer option 'trainer.{key}'.{_closest(key, allowed)} "
                 f"Allowed: any argument of lightning.Trainer ({', '.join(allowed)})"
             )
+    precision = trainer.get("precision", "auto")
+    if str(precision) not in PRECISIONS:
+        raise ConfigError(f"bad value for 'trainer.precision': {precision!r}; allowed: {', '.join(PRECISIONS)}")
+    max_time = trainer.get("max_time")
+    if isinstance(max_time, str) and not re.fullmatch(r"\d+:\d{1,2}:\d{1,2}:\d{1,2}", max_time):
+        raise ConfigError(f"bad value for 'trainer.max_time': {max_time!r}; allowed: DD:HH:MM:SS, e.g. 00:12:00:00")
+    accelerator = str(trainer.get("accelerator", "auto"))
+    accelerators = ("auto", "cpu", "gpu", "cuda")
+    if accelerator not in accelerators:
+        raise ConfigError(f"bad value for 'trainer.accelerator': {accelerator!r}; allowed: {', '.join(accelerators)}")
+    import torch
+
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if accelerator in ("gpu", "cuda") and not gpus:
+        raise ConfigError(f"trainer.accelerator={accelerator}: this machine has no CUDA GPU that torch can use; "
+                          "allowed here: cpu or auto (`python -m lightning_dreamer doctor` shows what it has)")
+    on_gpu = accelerator in ("gpu", "cuda") or (accelerator == "auto" and gpus > 0)
+    available, kind = (gpus, "GPU") if on_gpu else (cpu_cores(), "CPU")
+    if "devices" in trainer:
+        count = _count_devices(trainer["devices"], available, kind)
+        if count < 1 or count > available:
+            extra = " (one process per device; more processes than cores only slows every one down)" if kind == "CPU" else ""
+            raise ConfigError(f"trainer.devices={trainer['devices']} asks for {count} {kind} devices, but this machine has "
+                              f"{available}{extra}; allowed: 1 to {available}")
 
 
-def load_config(paths: list[str] | None = None, overrides: list[str] | None = None) -> DictConfig:
-    """Merge YAML files and dotted overrides onto the schema of the chosen algorithm.
-
-    Raises ConfigError with a one-line explanation for any unknown key, ill-typed value,
-    unreadable file, unknown algorithm or unknown environment.
-    """
-    from lightning_dreamer.registry import get_algo, list_algos
-
+def _read_layers(paths: list[str]) -> list[DictConfig]:
     layers = []
-    for path in paths or []:
+    for path in paths:
         try:
             layer = OmegaConf.load(path)
         except FileNotFoundError:
             raise ConfigError(f"config file not found: {path}") from None
+        except IsADirectoryError:
+            raise ConfigError(f"config file {path} is a directory; give a .yaml file") from None
         except Exception as err:  # yaml errors
             raise ConfigError(f"cannot parse config file {path}: {str(err).splitlines()[0]}") from None
         if not isinstance(layer, DictConfig):
             raise ConfigError(f"config file {path} must hold a mapping at the top level")
         layers.append(layer)
+    return layers
+
+
+def load_config(paths: list[str] | None = None, overrides: list[str] | None = None,
+                base: dict[str, Any] | None = None) -> DictConfig:
+    """Merge ``base`` (a stored config, e.g. from a checkpoint), YAML files and dotted overrides
+    onto the schema of the chosen algorithm, and validate the result.
+
+    The one path every run takes, fresh or resumed. Raises ConfigError with a one-line explanation
+    for any unknown key, ill-typed or out-of-range value, inconsistent pair of values, unreadable
+    file, unknown algorithm or environment, or Trainer option this machine cannot honour.
+    """
+    from lightning_dreamer.registry import get_algo, list_algos
+
+    layers = ([OmegaConf.create(base)] if base is not None else []) + _read_layers(list(paths or []))
     try:
         layers.append(OmegaConf.from_dotlist(list(overrides or [])))
     except Exception as err:
@@ -182,20 +298,20 @@ def load_config(paths: list[str] | None = None, overrides: list[str] | None = No
     algo_name = raw.get("algo", Config.algo)
     try:
         algo = get_algo(algo_name)
-    except KeyError:
+    except (KeyError, TypeError):
         names = list_algos()
         raise ConfigError(f"unknown algo '{algo_name}'.{_closest(str(algo_name), names)} Allowed: {', '.join(names)}") from None
 
     schema = OmegaConf.structured(Config(algo=algo_name, model=algo.config_class()))
     try:
         cfg = OmegaConf.merge(schema, raw)
-    except OmegaConfBaseException as err:
-        raise _explain(err, schema) from None
-    try:
         # Resolve once so that interpolation errors show up now, not mid-training.
         OmegaConf.to_container(cfg, resolve=True)
     except OmegaConfBaseException as err:
         raise _explain(err, schema) from None
+    for section, cls in (("env", EnvConfig), ("replay", ReplayConfig), ("run", RunConfig), ("model", algo.config_class)):
+        check_limits(section, cfg[section], getattr(cls, "LIMITS", {}))
+    _check_relations(cfg)
     _validate_trainer(OmegaConf.to_container(cfg.trainer, resolve=True))
     from lightning_dreamer.envs import validate_env_config
 
@@ -205,7 +321,9 @@ def load_config(paths: list[str] | None = None, overrides: list[str] | None = No
 
 
 def config_from_dict(data: dict[str, Any]) -> DictConfig:
-    """Rebuild a validated config from a plain dict (as stored inside a checkpoint)."""
+    """Rebuild the config stored with a module (its hyperparameters): already validated when the
+    run started, so only the schema is applied (no hardware checks: a checkpoint made on a GPU
+    machine loads on a CPU one)."""
     from lightning_dreamer.registry import get_algo
 
     algo = get_algo(data.get("algo", Config.algo))

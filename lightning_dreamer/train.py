@@ -15,29 +15,45 @@ def _set_threads(cfg, processes: int) -> None:
     torch.set_num_threads(threads)
 
 
-def _trainer_kwargs(cfg, run_dir: str):
+def _resolve_precision(kwargs: dict) -> None:
+    """``precision: auto`` (or none given) -> what this machine runs fastest (lightning_dreamer.hardware)."""
+    from lightning_dreamer.hardware import auto_precision
+
+    chosen = kwargs.get("precision", "auto")
+    if str(chosen) == "auto":
+        chosen, why = auto_precision(str(kwargs.get("accelerator", "auto")))
+        kwargs["precision"] = chosen
+        note = f"precision: {chosen} (auto: {why}; set trainer.precision to override)"
+    else:
+        note = f"precision: {chosen} (from the config)"
+    if os.environ.get("LOCAL_RANK", "0") == "0":
+        print(note, flush=True)
+
+
+def _trainer_kwargs(cfg, run_dir: str, resume_step: int | None = None):
     from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
     from lightning.pytorch.strategies import DDPStrategy
     from omegaconf import OmegaConf
 
-    from lightning_dreamer.callbacks import EvalCallback, PeriodicCheckpoint, ProgressBar, VideoCallback
+    from lightning_dreamer.callbacks import EvalCallback, PeriodicCheckpoint, ProgressBar, VideoCallback, guard_logger
     from lightning_dreamer.callbacks.csv_logger import AppendingCSVLogger
+    from lightning_dreamer.files import AtomicCheckpointIO
 
     loggers = []
-    allowed = ("csv", "tensorboard", "wandb")
-    for name in cfg.run.loggers:
-        if name not in allowed:
-            raise ConfigError(f"unknown logger '{name}' in run.loggers. Allowed: {', '.join(allowed)}")
     if "csv" in cfg.run.loggers:
         # Written at every log call: Lightning flushes only when (step + 1) % 100 == 0, which steps
         # logged every run.log_every updates (or episodes, evaluations) may never hit.
-        loggers.append(AppendingCSVLogger(run_dir, name="logs", version="csv", flush_logs_every_n_steps=1))
+        loggers.append(AppendingCSVLogger(run_dir, name="logs", version="csv", flush_logs_every_n_steps=1,
+                                          resume_step=resume_step))
     if "tensorboard" in cfg.run.loggers:
-        loggers.append(TensorBoardLogger(run_dir, name="logs", version="tensorboard", default_hp_metric=False))
+        # purge_step: events the stopped run wrote after its checkpoint are dropped, not drawn twice.
+        extra = {"purge_step": resume_step + 1} if resume_step is not None else {}
+        loggers.append(TensorBoardLogger(run_dir, name="logs", version="tensorboard", default_hp_metric=False, **extra))
     if "wandb" in cfg.run.loggers:
         os.environ.setdefault("WANDB_MODE", "offline")  # no account, no prompt, unless the user set a server
         os.environ.setdefault("WANDB_SILENT", "true")
         loggers.append(WandbLogger(save_dir=run_dir, project="lightning_dreamer", name=os.path.basename(run_dir.rstrip("/"))))
+    loggers = [guard_logger(logger) for logger in loggers]
     callbacks = [
         PeriodicCheckpoint(os.path.join(run_dir, "checkpoints", "last.ckpt"), cfg.run.checkpoint_every),
         EvalCallback(cfg.run.eval_every, cfg.run.eval_episodes),
@@ -48,8 +64,10 @@ def _trainer_kwargs(cfg, run_dir: str):
         callbacks.append(ProgressBar())
     kwargs = dict(max_epochs=-1, logger=loggers or False, callbacks=callbacks, default_root_dir=run_dir,
                   log_every_n_steps=cfg.run.log_every, num_sanity_val_steps=0, use_distributed_sampler=False,
-                  limit_val_batches=0, enable_checkpointing=False)  # PeriodicCheckpoint saves last.ckpt
+                  limit_val_batches=0, enable_checkpointing=False,  # PeriodicCheckpoint saves last.ckpt
+                  plugins=[AtomicCheckpointIO()])
     kwargs.update(user)
+    _resolve_precision(kwargs)
     if kwargs.get("strategy") == "ddp":
         # World model, actor and critic are separate backward passes; each touches only its own
         # parameters, so DDP must look for unused parameters.
@@ -57,32 +75,85 @@ def _trainer_kwargs(cfg, run_dir: str):
     return kwargs
 
 
-def fit(cfg, ckpt_path: str | None = None, callbacks=()):
+# ("Restoring states from the checkpoint": our "resumed:" line says what was restored.)
+_NOISE = ("GPU available:", "TPU available:", "HPU available:", "💡 Tip", "LitLogger", "litlogger", "Restoring states from")
+
+
+def _not_noise(record) -> bool:
+    message = record.getMessage()
+    return not any(part in message for part in _NOISE)
+
+
+def _quiet() -> None:
+    """Silence what a user cannot act on: Lightning's adverts and hardware notes (our precision
+    line and ``doctor`` say more), torchrl's INFO lines, and warnings about our deliberate choices."""
+    import logging
+
+    for pattern in (".*does not have many workers.*", ".*IterableDataset.*__len__.*", ".*no pre-optimization state was saved.*",
+                    ".*isinstance\\(treespec, LeafSpec\\)` is deprecated.*", ".*precision.*is not supported by the model summary.*"):
+        warnings.filterwarnings("ignore", pattern)
+    logging.getLogger("torchrl").setLevel(logging.WARNING)
+    os.environ.setdefault("RL_LOGGING_LEVEL", "WARNING")  # torchrl's level in env worker processes too
+    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero", "lightning.pytorch.accelerators.cuda"):
+        logger = logging.getLogger(name)
+        if _not_noise not in logger.filters:
+            logger.addFilter(_not_noise)
+
+
+def _check_weights(module, state_dict: dict, path: str) -> None:
+    """One line if the checkpoint's weights do not fit the module this config builds."""
+    own = module.state_dict()
+    for key in sorted(set(own) | set(state_dict)):
+        if key not in own or key not in state_dict or own[key].shape != state_dict[key].shape:
+            theirs = tuple(state_dict[key].shape) if key in state_dict else "absent"
+            ours = tuple(own[key].shape) if key in own else "absent"
+            raise ConfigError(f"cannot resume {path}: its weights do not fit this config's model ({key}: checkpoint "
+                              f"{theirs}, config {ours}); resume with the model.* sizes it was trained with")
+
+
+def fit(cfg, ckpt_path: str | None = None, callbacks=(), ckpt: dict | None = None):
     """Train ``cfg`` (resuming from ``ckpt_path`` if given); returns (module, trainer).
 
-    The final state, replay buffer included, is saved to ``<run.dir>/checkpoints/last.ckpt``.
+    ``ckpt`` is the checkpoint at ``ckpt_path`` when the caller has read it already: its weights are
+    checked against the config before any work, and the logs are cut back to its step, so that
+    metrics written after it by the run that stopped are not repeated. The final state, replay
+    buffer included, is saved to ``<run.dir>/checkpoints/last.ckpt``; a run stopped by a signal
+    has saved it at the stop (``module.stop_signal`` names the signal).
     """
     import lightning as L
+    import torch
 
+    from lightning_dreamer.callbacks import save_run
     from lightning_dreamer.registry import get_algo
 
-    warnings.filterwarnings("ignore", ".*does not have many workers.*")
-    warnings.filterwarnings("ignore", ".*IterableDataset.*__len__.*")
-    warnings.filterwarnings("ignore", ".*no pre-optimization state was saved.*")
-    warnings.filterwarnings("ignore", ".*isinstance\\(treespec, LeafSpec\\)` is deprecated.*")
-    trainer_kwargs = _trainer_kwargs(cfg, cfg.run.dir)
+    _quiet()
+    resume_step = None
+    if ckpt is not None:
+        state = ckpt.get("lightning_dreamer", {})
+        resume_step = state.get("log_step", state.get("updates"))
+    trainer_kwargs = _trainer_kwargs(cfg, cfg.run.dir, resume_step)
     trainer_kwargs["callbacks"] = trainer_kwargs["callbacks"] + list(callbacks)
     devices = trainer_kwargs.get("devices", 1)
     _set_threads(cfg, devices if isinstance(devices, int) and devices > 0 else 1)
-    L.seed_everything(cfg.run.seed, verbose=False)
     algo = get_algo(cfg.algo)
     if getattr(algo, "single_process", False) and (devices not in (1, "1", "auto") or trainer_kwargs.get("num_nodes", 1) != 1):
         raise ConfigError(f"{cfg.algo} trains in a single process; drop --trainer.devices/--trainer.num_nodes (got devices={devices})")
+    from lightning.fabric.utilities.exceptions import MisconfigurationException
+
+    try:
+        trainer = L.Trainer(**trainer_kwargs)
+    except (MisconfigurationException, ValueError, TypeError, RuntimeError) as err:
+        raise ConfigError(f"bad trainer options: {str(err).strip().splitlines()[0]}") from None
+    if trainer.strategy.root_device.type == "cuda":
+        torch.set_float32_matmul_precision("high")  # TF32 matmuls: fp32 range, tensor-core speed
+    L.seed_everything(cfg.run.seed, verbose=False)
     try:
         module = algo(to_dict(cfg))
     except ValueError as err:  # a config value the networks reject
         raise ConfigError(str(err)) from None
-    trainer = L.Trainer(**trainer_kwargs)
+    if ckpt is not None:
+        _check_weights(module, ckpt["state_dict"], ckpt_path)
     trainer.fit(module, ckpt_path=ckpt_path, weights_only=False)  # our checkpoints hold RNG states
-    trainer.save_checkpoint(os.path.join(cfg.run.dir, "checkpoints", "last.ckpt"), weights_only=False)
+    if not module.stop_signal:
+        save_run(trainer, os.path.join(cfg.run.dir, "checkpoints", "last.ckpt"))
     return module, trainer

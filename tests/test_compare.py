@@ -63,3 +63,14 @@ def test_compare_bad_input_is_one_line(tmp_path, capsys):
     (tmp_path / "bad" / "eval.csv").write_text(HEADER + "1000,1,oops,0,1,1\n")
     assert main(["compare", f"x={tmp_path / 'bad'}"]) == 2
     assert "malformed row" in capsys.readouterr().err
+
+
+def test_without_a_budget_the_table_and_axis_fit_the_data(tmp_path, capsys):
+    write_eval(tmp_path / "a", [(2_500, 10, 5.0, 1.0, 2, 10.0), (5_000, 20, 9.0, 1.0, 2, 20.0), (7_500, 30, 11.0, 1.0, 2, 30.0)])
+    svg = tmp_path / "curves.svg"
+    assert main(["compare", f"a={tmp_path / 'a'}", "--svg", str(svg)]) == 0
+    out = capsys.readouterr().out
+    assert "return @ 7,500" in out and "25,000" not in out and "100,000" not in out
+    labels = [t.text for t in ET.parse(svg).getroot().iter("{http://www.w3.org/2000/svg}text")]
+    ticks = [float(t[:-1]) * 1000 for t in labels if t and t.endswith("k")]  # x-axis labels such as "2.5k"
+    assert ticks and max(ticks) < 20_000  # the x axis ends near 7,500, not at a default 100k budget

@@ -175,4 +175,4 @@ def test_bad_prefill_hold_is_one_line(capsys, tmp_path):
 
     assert main(["fit", "--config", f"{ROOT}/configs/tiny_point.yaml", f"run.dir={tmp_path}", "replay.prefill_hold=0"]) == 2
     err = capsys.readouterr().err
-    assert "replay.prefill_hold >= 1" in err and err.count("\n") == 1
+    assert "bad value for 'replay.prefill_hold': 0; allowed: >= 1" in err and err.count("\n") == 1

@@ -6,7 +6,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from lightning_dreamer.config import EnvConfig
+from lightning_dreamer.config import EnvConfig, UserError
 from lightning_dreamer.data import Collector, Replay, TrainRatio
 from lightning_dreamer.envs import make_env
 
@@ -52,21 +52,24 @@ def test_save_load_roundtrip_and_crash_leftovers(tmp_path):
     replay, _ = filled_replay(tmp_path, steps=300)
     replay.extra = {"note": 7}
     path = str(tmp_path / "saved")
-    replay.save(path)
-    replay.save(path)  # overwriting keeps exactly one copy
+    os.makedirs(path + ".tmp")  # a killed save's leftovers: a partial temporary copy ...
+    os.makedirs(path)  # ... and a stale copy of the same name that no checkpoint names
+    replay.save(path, generation=3)
     assert sorted(os.listdir(tmp_path)) == ["live", "saved"]
     other = Replay(2000, 32, 10, scratch_dir=str(tmp_path / "live2"))
-    other.load(path)
+    other.load(path, generation=3)
     assert len(other) == len(replay) and other.next_episode == replay.next_episode and other.extra == {"note": 7}
     for key in ("state", "action", "reward", "episode", "is_first"):
         assert torch.equal(other.buffer.storage[: len(other)][key], replay.buffer.storage[: len(replay)][key])
     assert other.sample()["state"].shape == (32, 10, 3)
-    # A crash between the two renames of save(): only <path>.old is left, and a stale .tmp.
-    os.replace(path, path + ".old")
-    os.makedirs(path + ".tmp")
-    third = Replay(2000, 32, 10, scratch_dir=str(tmp_path / "live3"))
-    third.load(path)
-    assert len(third) == len(replay)
+    # A copy of another generation than the checkpoint's is refused, so is a damaged one.
+    with pytest.raises(UserError, match="generation 3, the checkpoint expects 4"):
+        Replay(2000, 32, 10, scratch_dir=str(tmp_path / "live3")).load(path, generation=4)
+    chunk = os.path.join(path, sorted(f for f in os.listdir(path) if f.startswith("chunk"))[0])
+    with open(chunk, "r+b") as f:
+        f.truncate(os.path.getsize(chunk) // 2)
+    with pytest.raises(UserError, match="is damaged \\(chunk000000.pt"):
+        Replay(2000, 32, 10, scratch_dir=str(tmp_path / "live4")).load(path, generation=3)
     with pytest.raises(FileNotFoundError):
         Replay(10, 1, 1).load(str(tmp_path / "nothing"))
 

@@ -11,7 +11,11 @@ The Trainer drives it like this::
                              or return -1 (ends fit) once the env-step budget is spent
       training_step       the algorithm's update (manual optimisation)
       on_train_batch_end  count the update
-    on_save_checkpoint    counters + ratio in the checkpoint; replay + RNG next to it (per rank)
+    on_save_checkpoint    counters + ratio in the checkpoint; replay + RNG next to it (per rank),
+                          as generation g+1 beside generation g, which the checkpoint on disk names
+    checkpoint_written    once the new checkpoint is durable: generation g is removed
+
+A kill at any moment therefore leaves a checkpoint whose replay copy exists and matches it.
 
 Subclasses provide: ``config_class``, ``build(obs_shapes, action_dim, discrete)``,
 ``training_step`` and ``act``.
@@ -22,14 +26,17 @@ from __future__ import annotations
 import math
 import os
 import random
+import shutil
 import time
+import warnings
 
 import lightning as L
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from lightning_dreamer.config import UserError, config_from_dict
+from lightning_dreamer.callbacks import log_to_loggers
+from lightning_dreamer.config import ConfigError, UserError, config_from_dict
 from lightning_dreamer.data import Collector, Replay, ReplayBatches, TrainRatio, run_episodes
 from lightning_dreamer.envs import make_env
 
@@ -40,12 +47,54 @@ def env_signature(env_cfg) -> tuple[dict, int, bool]:
     """(observation shapes, action dim, discrete?) of an env config, built once and cached."""
     key = repr(sorted((k, str(v)) for k, v in env_cfg.items()))
     if key not in _SPEC_CACHE:
-        env = make_env(env_cfg, seed=0)
+        env = build_env(env_cfg, seed=0)
         shapes = {k: tuple(env.observation_spec[k].shape) for k in ("pixels", "state") if k in env.observation_spec.keys()}
         collector = Collector(env)
         _SPEC_CACHE[key] = (shapes, collector.action_dim, collector.discrete)
         env.close()
     return _SPEC_CACHE[key]
+
+
+def build_env(env_cfg, seed: int):
+    """``make_env``, with any failure of the environment's own code as one line naming the env
+    (and the warnings of a failed build held back: the one line says what matters)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            env = make_env(env_cfg, seed=seed)
+        except ConfigError:
+            raise
+        except Exception as err:
+            detail = str(err).strip().splitlines()[0] if str(err).strip() else ""
+            raise UserError(f"cannot build env {env_cfg.suite}:{env_cfg.name} (env.obs={env_cfg.obs}): "
+                            f"{type(err).__name__}{': ' + detail if detail else ''}") from None
+    for w in caught:
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return env
+
+
+def saved_replay_path(run_dir: str, rank: int, state: dict) -> str:
+    """Where the replay copy of a checkpoint (its ``lightning_dreamer`` state) lies for ``rank``."""
+    root = os.path.join(run_dir, "replay", f"saved-rank{rank}")
+    generation = state.get("generation")
+    if generation is None:  # checkpoints from before generations: one copy, maybe left as .old by a kill
+        return root + ".old" if not os.path.exists(root) and os.path.exists(root + ".old") else root
+    return os.path.join(root, f"g{generation:08d}")
+
+
+def missing_replay(path: str) -> str:
+    return (f"cannot resume: the checkpoint's replay buffer is missing ({path}); it is saved beside the "
+            "checkpoint in run.dir. Start a new run with another run.dir")
+
+
+def check_saved_replays(run_dir: str, state: dict) -> None:
+    """Before a resume does any work: every rank's replay copy of this checkpoint is there and whole."""
+    for rank in range(state.get("world_size", 1)):
+        path = saved_replay_path(run_dir, rank, state)
+        try:
+            Replay.check(path, state.get("generation"))
+        except FileNotFoundError:
+            raise UserError(missing_replay(path)) from None
 
 
 def _rng_state(generator: torch.Generator) -> dict:
@@ -70,15 +119,14 @@ class RLModule(L.LightningModule):
         self.automatic_optimization = False
         self.obs_shapes, self.action_dim, self.discrete = env_signature(self.cfg.env)
         self.obs_keys = tuple(self.obs_shapes)
-        r = self.cfg.replay
-        if r.train_ratio <= 0 or r.prefill_hold < 1:
-            raise ValueError(f"replay.train_ratio must be > 0 and replay.prefill_hold >= 1 "
-                             f"(got {r.train_ratio} and {r.prefill_hold})")
         # Counters (all ranks step in lock-step, so they are the same everywhere).
         self.policy_steps = 0  # agent steps taken by this rank
         self.updates = 0  # gradient updates (one world model + actor + critic step each)
         self.episodes = 0
         self.last_return = math.nan
+        # The checkpoint and replay copy saved together carry the same generation number.
+        self.saved_generation = 0
+        self.stop_signal: str | None = None  # set when a signal stopped the run (callbacks.PeriodicCheckpoint)
         self._resume_state: dict | None = None
         self._update_times: list[float] = []
         self.build()
@@ -107,6 +155,9 @@ class RLModule(L.LightningModule):
     def _rank_dir(self, kind: str) -> str:
         return os.path.join(self.cfg.run.dir, "replay", f"{kind}-rank{self.global_rank}")
 
+    def _generation_dir(self, generation: int) -> str:
+        return saved_replay_path(self.cfg.run.dir, self.global_rank, {"generation": generation})
+
     def setup(self, stage: str) -> None:
         if stage != "fit":
             return
@@ -117,7 +168,7 @@ class RLModule(L.LightningModule):
         r = self.cfg.replay
         self.replay = Replay(r.capacity, r.batch_size, r.seq_len, scratch_dir=self._rank_dir("live"))
         # TorchRL envs are nn.Modules: keep them out of the module tree (state_dict, .to(), DDP).
-        object.__setattr__(self, "env", make_env(self.cfg.env, seed=seed))
+        object.__setattr__(self, "env", build_env(self.cfg.env, seed=seed))
         self.collector = Collector(self.env, self.replay, self.obs_keys, torch.Generator().manual_seed(seed),
                                    hold=self.cfg.replay.prefill_hold)
         self.ratio = TrainRatio(r.train_ratio, r.batch_size * r.seq_len, r.pretrain)
@@ -127,11 +178,7 @@ class RLModule(L.LightningModule):
 
     def on_fit_start(self) -> None:
         if self._resume_state is not None:
-            try:
-                self.replay.load(self._rank_dir("saved"))
-            except FileNotFoundError:
-                raise UserError(f"cannot resume: the checkpoint's replay buffer is missing ({self._rank_dir('saved')}); "
-                                "it is saved beside the checkpoint in run.dir. Start a new run with another run.dir") from None
+            self._load_replay(self._resume_state)
             _set_rng_state(self.replay.extra["rng"], self.collector.generator)
             self.print(f"resumed: {self.env_steps:,} env steps, {self.updates:,} updates, replay {len(self.replay):,} steps")
             self._resume_state = None
@@ -153,7 +200,39 @@ class RLModule(L.LightningModule):
         obs = {k: v.to(self.device) for k, v in obs.items()}
         return self.act(obs, is_first.to(self.device), state, explore=True)
 
+    def _load_replay(self, state: dict) -> None:
+        """The replay copy saved with the checkpoint being resumed (its generation)."""
+        path = saved_replay_path(self.cfg.run.dir, self.global_rank, state)
+        try:
+            self.replay.load(path, state.get("generation"))
+        except FileNotFoundError:
+            raise UserError(missing_replay(path)) from None
+        expected = state.get("replay_steps")
+        if self.global_rank == 0 and expected is not None and len(self.replay) != expected:
+            raise UserError(f"cannot resume: the replay buffer at {path} holds {len(self.replay):,} steps, "
+                            f"the checkpoint counted {expected:,}")
+
+    def checkpoint_written(self) -> None:
+        """Called on every rank once the checkpoint naming ``self.saved_generation`` is durable: remove
+        this rank's other replay copies (the previous generation, and any a killed run left)."""
+        root = self._rank_dir("saved")
+        if not os.path.isdir(root):
+            return
+        keep = os.path.basename(self._generation_dir(self.saved_generation))
+        for name in os.listdir(root):
+            path = os.path.join(root, name)
+            if name == keep:
+                continue
+            if os.path.isdir(path):
+                shutil.rmtree(path, ignore_errors=True)
+            else:  # the flat files of a copy saved before generations
+                os.remove(path)
+        for legacy in (root + ".old", root + ".tmp"):
+            shutil.rmtree(legacy, ignore_errors=True)
+
     def on_train_batch_start(self, batch, batch_idx: int):
+        if self.trainer.should_stop:  # a signal's checkpoint was just saved (callbacks.PeriodicCheckpoint)
+            return -1
         if self.budget_spent():
             self.trainer.should_stop = True
             return -1  # ends the (endless) epoch, and with should_stop the fit
@@ -179,8 +258,17 @@ class RLModule(L.LightningModule):
 
     def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
         self.count_update()
-        self.log_dict({"progress/env_steps": float(self.env_steps), "progress/updates": float(self.updates)},
-                      on_step=True, on_epoch=False)
+
+    def log_update(self, logs: dict) -> None:
+        """Log this update's scalars (tensors or floats) every ``run.log_every`` updates, straight to
+        the loggers at step = updates: the one x-axis of everything logged (episodes, evaluations,
+        videos too), ours rather than Lightning's batch counter, so a resumed run's logs continue
+        exactly from its checkpoint. Called by ``training_step`` before the update is counted."""
+        if (self.updates + 1) % self.cfg.run.log_every:
+            return
+        metrics = {k: float(v) for k, v in logs.items()}
+        metrics.update({"progress/env_steps": float(self.env_steps), "progress/updates": float(self.updates + 1)})
+        log_to_loggers(self, metrics, self.updates + 1)
 
     def _record_episodes(self, log: bool = True) -> None:
         """Count finished episodes; log each one (straight to the loggers, so none is dropped
@@ -190,8 +278,7 @@ class RLModule(L.LightningModule):
             self.last_return = ret
             if log:
                 metrics = {"train/return": ret, "train/length": float(length), "progress/env_steps": float(self.env_steps)}
-                for logger in self.trainer.loggers:
-                    logger.log_metrics(metrics, step=self.log_step)
+                log_to_loggers(self, metrics, self.log_step)
 
     def optimise(self, optimizer, loss: torch.Tensor, clip: float) -> None:
         """One manual optimisation step with gradient-norm clipping (Lightning handles AMP/DDP)."""
@@ -207,8 +294,9 @@ class RLModule(L.LightningModule):
 
     @property
     def log_step(self) -> int:
-        """The x-axis of everything logged straight to the loggers (episodes, evaluations, videos)."""
-        return self.trainer.global_step
+        """The x-axis of everything logged (see ``log_update``): gradient updates, or for World
+        Models stage steps."""
+        return self.updates
 
     def updates_per_second(self) -> float:
         return len(self._update_times) / sum(self._update_times) if self._update_times else math.nan
@@ -230,6 +318,12 @@ class RLModule(L.LightningModule):
 
     # ------------------------------------------------------------------ checkpoints
     def on_save_checkpoint(self, checkpoint: dict) -> None:
+        if hasattr(self, "replay"):
+            # Generation g+1 goes beside g (which the checkpoint on disk names) and g is removed
+            # only after this checkpoint is durable (checkpoint_written).
+            self.saved_generation += 1
+            self.replay.extra = {"rng": _rng_state(self.collector.generator)}
+            self.replay.save(self._generation_dir(self.saved_generation), self.saved_generation)
         checkpoint["lightning_dreamer"] = {
             "policy_steps": self.policy_steps,
             "updates": self.updates,
@@ -237,10 +331,10 @@ class RLModule(L.LightningModule):
             "last_return": self.last_return,
             "ratio": self.ratio.state_dict() if hasattr(self, "ratio") else None,
             "world_size": self.world_size,
+            "generation": self.saved_generation,
+            "log_step": self.log_step,  # where a resumed run's logs continue (updates)
+            "replay_steps": len(self.replay) if hasattr(self, "replay") else None,
         }
-        if hasattr(self, "replay"):
-            self.replay.extra = {"rng": _rng_state(self.collector.generator)}
-            self.replay.save(self._rank_dir("saved"))
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         state = checkpoint.get("lightning_dreamer")
@@ -250,6 +344,7 @@ class RLModule(L.LightningModule):
         self.updates = state["updates"]
         self.episodes = state["episodes"]
         self.last_return = state["last_return"]
+        self.saved_generation = state.get("generation") or 0
         if hasattr(self, "ratio") and state["ratio"] is not None:
             self.ratio.load_state_dict(state["ratio"])
         self._resume_state = state

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -32,10 +33,10 @@ from lightning_dreamer.losses import (
     total_loss,
     trajectory_weights,
 )
-from lightning_dreamer.nets.blocks import MLP, frozen
+from lightning_dreamer.nets.blocks import ACTIVATIONS, MLP, frozen
 from lightning_dreamer.nets.distributions import OneHotCategorical, TanhNormal, exploration_noise
 from lightning_dreamer.nets.rssm import RSSM, GaussianLatent
-from lightning_dreamer.nets.world_model import WorldModel
+from lightning_dreamer.nets.world_model import REWARD_TRANSFORMS, WorldModel
 from lightning_dreamer.registry import register_algo
 
 LOSS_TERMS = ("kl", "image", "state", "reward", "discount")
@@ -96,6 +97,16 @@ class DreamerV1Config:
     weight_decay: float = 0.0
     grad_clip: float = 100.0
 
+    LIMITS: ClassVar[dict] = {
+        "deter": ">=1", "hidden": ">=1", "stoch": ">=1", "latent_min_std": ">=0", "act": tuple(ACTIVATIONS),
+        "cnn_act": tuple(ACTIVATIONS), "cnn_depth": ">=1", "mlp_units": ">=1", "mlp_layers": ">=0", "reward_layers": ">=0",
+        "discount_layers": ">=0", "value_layers": ">=0", "actor_layers": ">=0", "reward_transform": REWARD_TRANSFORMS,
+        "kl_free": ">=0", "loss_scales": ">=0", "horizon": ">=1", "discount": "(0,1]", "lambda_": "[0,1]",
+        "actor_init_std": ">0", "actor_min_std": ">=0", "actor_mean_scale": ">0", "actor_entropy": ">=0",
+        "expl_amount": ">=0", "expl_decay": ">=0", "expl_min": ">=0", "model_lr": ">0", "actor_lr": ">0",
+        "value_lr": ">0", "adam_eps": ">0", "weight_decay": ">=0", "grad_clip": ">=0",
+    }
+
 
 @register_algo("dreamer_v1")
 class DreamerV1(RLModule):
@@ -113,8 +124,6 @@ class DreamerV1(RLModule):
         self.actor = MLP(feat, self.action_dim * (1 if self.discrete else 2), m.mlp_units, m.actor_layers, m.act)
         self.critic = MLP(feat, 1, m.mlp_units, m.value_layers, m.act)
         self.loss_scales = loss_scales_for(m.loss_scales, {"kl"} | self.world_model.loss_terms(), LOSS_TERMS)
-        if m.actor_init_std <= 0 or m.actor_min_std < 0:
-            raise ValueError("model.actor_init_std must be > 0 and model.actor_min_std >= 0")
         self._raw_init_std = math.log(math.expm1(m.actor_init_std))
 
     @property
@@ -205,5 +214,5 @@ class DreamerV1(RLModule):
         logs = {f"loss/{k}": v.detach().float().mean() for k, v in losses.items()}
         logs.update({"loss/model": model_loss.detach(), "loss/actor": a_loss.detach(), "loss/value": c_loss.detach(),
                      "kl/value": metrics["kl"].mean(), "expl/amount": self.exploration_amount(), **behaviour})
-        self.log_dict(logs, on_step=True, on_epoch=False)
+        self.log_update(logs)
         return model_loss.detach()

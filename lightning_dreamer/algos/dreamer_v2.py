@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import torch
 
@@ -23,10 +24,10 @@ from lightning_dreamer.losses import (
     total_loss,
     trajectory_weights,
 )
-from lightning_dreamer.nets.blocks import MLP, frozen
+from lightning_dreamer.nets.blocks import ACTIVATIONS, MLP, frozen
 from lightning_dreamer.nets.distributions import OneHotCategorical, TruncatedNormal
 from lightning_dreamer.nets.rssm import RSSM, CategoricalLatent
-from lightning_dreamer.nets.world_model import WorldModel
+from lightning_dreamer.nets.world_model import REWARD_TRANSFORMS, WorldModel
 from lightning_dreamer.registry import register_algo
 
 
@@ -75,6 +76,15 @@ class DreamerV2Config:
     adam_eps: float = 1e-5
     weight_decay: float = 1e-6
     grad_clip: float = 100.0
+
+    LIMITS: ClassVar[dict] = {
+        "deter": ">=1", "hidden": ">=1", "stoch": ">=1", "classes": ">=1", "act": tuple(ACTIVATIONS), "cnn_depth": ">=1",
+        "mlp_units": ">=1", "mlp_layers": ">=0", "reward_transform": REWARD_TRANSFORMS, "kl_balance": "[0,1]",
+        "kl_free": ">=0", "loss_scales": ">=0", "horizon": ">=1", "discount": "(0,1]", "lambda_": "[0,1]",
+        "actor_reinforce": "[0,1]", "actor_entropy": ">=0", "actor_min_std": ">=0", "target_update_every": ">=1",
+        "target_fraction": "(0,1]", "model_lr": ">0", "actor_lr": ">0", "critic_lr": ">0", "adam_eps": ">0",
+        "weight_decay": ">=0", "grad_clip": ">=0",
+    }
 
 
 @register_algo("dreamer_v2")
@@ -171,5 +181,5 @@ class DreamerV2(RLModule):
         logs = {f"loss/{k}": v.detach().float().mean() for k, v in losses.items()}
         logs.update({"loss/model": model_loss.detach(), "loss/actor": a_loss.detach(), "loss/critic": c_loss.detach(),
                      "kl/value": metrics["kl"].mean(), **behaviour})
-        self.log_dict(logs, on_step=True, on_epoch=False)
+        self.log_update(logs)
         return model_loss.detach()

@@ -22,6 +22,7 @@ import pickle
 import time
 import warnings
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -89,6 +90,14 @@ class WorldModelsConfig:
     # Agent steps collected per Trainer step in the collect stage (progress granularity).
     collect_chunk: int = 500
 
+    LIMITS: ClassVar[dict] = {
+        "z_dim": ">=1", "vae_depth": ">=1", "kl_tolerance": ">=0", "vae_lr": ">0", "vae_batch": ">=1", "vae_updates": ">=1",
+        "rnn_hidden": ">=1", "mixtures": ">=1", "mdn_lr": ">0", "mdn_grad_clip": ">=0", "reward_scale": ">=0",
+        "done_scale": ">=0", "mdn_updates": ">=1", "population": ">=2", "rollouts": ">=1", "sigma0": ">0",
+        "generations": ">=1", "env_workers": ">=1", "temperature": ">0", "dream_horizon": ">=0", "iterations": ">=1",
+        "collect_steps": ">=0", "expl_noise": ">=0", "collect_chunk": ">=1",
+    }
+
 
 @register_algo("world_models")
 class WorldModels(RLModule):
@@ -100,10 +109,6 @@ class WorldModels(RLModule):
         m = self.cfg.model
         if "pixels" not in self.obs_shapes:
             raise ValueError("World Models needs pixel observations: set env.obs=pixels")
-        for name in ("vae_updates", "mdn_updates", "generations", "iterations", "population", "rollouts", "collect_chunk",
-                     "env_workers"):
-            if getattr(m, name) < 1:
-                raise ValueError(f"model.{name} must be >= 1, got {getattr(m, name)}")
         self.vae = ConvVAE(self.obs_shapes["pixels"][0], m.z_dim, m.vae_depth)
         self.mdnrnn = MDNRNN(m.z_dim, self.action_dim, m.rnn_hidden, m.mixtures)
         self.controller = LinearController(m.z_dim + m.rnn_hidden, self.action_dim, self.discrete)
@@ -320,24 +325,12 @@ class WorldModels(RLModule):
             logs = self.controller_generation()
         if self.stage != "collect":
             self.stage_step += 1
-        if (self.updates + 1) % self.cfg.run.log_every == 0:
-            # Straight to the loggers: each stage logs its own keys, and Lightning's per-step
-            # results would repeat the last VAE losses through the MDN and CMA-ES stages.
-            logs = {k: float(v) for k, v in logs.items()}
-            logs.update({"progress/stage": float(STAGES.index(self.stage)), "progress/iteration": float(self.iteration),
-                         "progress/env_steps": float(self.env_steps)})
-            for logger in self.trainer.loggers:
-                logger.log_metrics(logs, step=self.updates + 1)
+        # Each stage logs its own keys (Lightning's per-step results would repeat the last VAE
+        # losses through the MDN and CMA-ES stages).
+        self.log_update({**logs, "progress/stage": STAGES.index(self.stage), "progress/iteration": self.iteration})
         if self.stage_step >= self._stage_length():
             self._next_stage()
         return None
-
-    @property
-    def log_step(self) -> int:
-        return self.updates  # stage steps: CMA-ES generations take no optimizer step
-
-    def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
-        self.count_update()  # the progress metrics go out with each stage's own (training_step)
 
     def on_fit_end(self) -> None:
         if self.batched_env is not None:

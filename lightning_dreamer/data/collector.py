@@ -115,8 +115,8 @@ class Collector:
             if self.td is None:
                 self.reset()
             obs = self._observation(self.td)
-            if frames is not None and "pixels" in obs:
-                frames.append(obs["pixels"].clone())
+            if frames is not None and "pixels" in self.td.keys():  # rendered even if the agent reads the state
+                frames.append(self.td["pixels"].clone())
             if policy is None:
                 action = self.random_action()
             else:

@@ -23,6 +23,11 @@ from tensordict import TensorDict
 from torch.utils.data import IterableDataset
 from torchrl.data import LazyMemmapStorage, SliceSampler, TensorDictReplayBuffer
 
+from lightning_dreamer.config import UserError
+from lightning_dreamer.files import crash_point, fsync_dir, torch_save_synced
+
+META = "lightning_dreamer.pt"  # the file of a saved copy that describes it
+
 
 class Replay:
     def __init__(self, capacity: int, batch_size: int, seq_len: int, scratch_dir: str | None = None):
@@ -93,42 +98,77 @@ class Replay:
         start = self.writes % self.capacity if self.writes > self.capacity else 0
         return (torch.arange(n) + start) % self.capacity
 
-    def save(self, path: str, chunk: int = 16384) -> None:
-        """Write the filled part of the buffer, oldest first, to ``path`` atomically: a crash
-        leaves the previous copy intact. Cost is proportional to the data, not the capacity."""
-        tmp, old = path + ".tmp", path + ".old"
+    def save(self, path: str, generation: int | None = None, chunk: int = 16384) -> None:
+        """Write the filled part of the buffer, oldest first, to the directory ``path``: first to
+        ``path.tmp`` (every file fsynced), then renamed, so ``path`` is whole or absent. A stale
+        ``path`` (a killed run's copy that no checkpoint names) is replaced. ``generation`` ties
+        the copy to the checkpoint saved with it. Cost is proportional to the data, not the capacity."""
+        tmp = path + ".tmp"
         shutil.rmtree(tmp, ignore_errors=True)
         os.makedirs(tmp)
         indices = self._logical_indices()
         for i, start in enumerate(range(0, len(indices), chunk)):
             part = self.buffer.storage[indices[start : start + chunk]]
-            torch.save({k: part.get(k).contiguous() for k in self.keys}, os.path.join(tmp, f"chunk{i:06d}.pt"))
+            torch_save_synced({k: part.get(k).contiguous() for k in self.keys}, os.path.join(tmp, f"chunk{i:06d}.pt"))
+            crash_point("replay_chunk")
         meta = {"next_episode": self.next_episode, "extra": self.extra, "keys": self.keys,
-                "bytes_per_step": self.bytes_per_step, "length": len(indices)}
-        torch.save(meta, os.path.join(tmp, "lightning_dreamer.pt"))
-        if os.path.exists(path):
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(path, old)
+                "bytes_per_step": self.bytes_per_step, "length": len(indices), "generation": generation}
+        torch_save_synced(meta, os.path.join(tmp, META))
+        fsync_dir(tmp)
+        shutil.rmtree(path, ignore_errors=True)
         os.replace(tmp, path)
-        shutil.rmtree(old, ignore_errors=True)
+        fsync_dir(os.path.dirname(os.path.abspath(path)))
+        crash_point("replay_done")
 
-    def load(self, path: str) -> None:
-        if not os.path.exists(path) and os.path.exists(path + ".old"):
-            path = path + ".old"  # the run died between the two renames of save()
-        if not os.path.exists(os.path.join(path, "lightning_dreamer.pt")):
+    @staticmethod
+    def check(path: str, generation: int | None = None) -> None:
+        """Cheap checks of a saved copy before a resume starts any work: it exists, its description
+        reads, its generation matches, and every chunk's zip directory (at the end of the file, so a
+        truncated chunk fails) opens. ``load`` still reads every byte."""
+        import zipfile
+
+        if not os.path.exists(os.path.join(path, META)):
             raise FileNotFoundError(f"no saved replay buffer at {path}")
-        meta = torch.load(os.path.join(path, "lightning_dreamer.pt"), weights_only=False)
+        for name in sorted(os.listdir(path)):
+            try:
+                if name == META:
+                    meta = torch.load(os.path.join(path, META), weights_only=False)
+                elif name.startswith("chunk"):
+                    zipfile.ZipFile(os.path.join(path, name)).close()
+            except Exception as err:
+                raise UserError(f"the saved replay buffer at {path} is damaged ({name}: {type(err).__name__}); "
+                                "resume from a checkpoint whose replay is whole, or start a new run.dir") from None
+        if generation is not None and meta.get("generation") != generation:
+            raise UserError(f"the saved replay buffer at {path} is generation {meta.get('generation')}, "
+                            f"the checkpoint expects {generation}")
+
+    def load(self, path: str, generation: int | None = None) -> None:
+        """Fill the (empty) buffer from a copy written by ``save``; ``generation``, if given, must
+        match the one saved. Raises FileNotFoundError (no copy) or UserError (a damaged one)."""
+        if not os.path.exists(os.path.join(path, META)):
+            raise FileNotFoundError(f"no saved replay buffer at {path}")
+        try:
+            meta = torch.load(os.path.join(path, META), weights_only=False)
+        except Exception as err:
+            raise UserError(f"the saved replay buffer at {path} is damaged ({META}: {type(err).__name__})") from None
+        if generation is not None and meta.get("generation") != generation:
+            raise UserError(f"the saved replay buffer at {path} is generation {meta.get('generation')}, "
+                            f"the checkpoint expects {generation}")
         self.next_episode, self.extra = meta["next_episode"], meta["extra"]
         self.keys, self.bytes_per_step = tuple(meta["keys"]), meta["bytes_per_step"]
         chunks = sorted(f for f in os.listdir(path) if f.startswith("chunk"))
         loaded = 0
         for name in chunks:
-            part = torch.load(os.path.join(path, name), weights_only=True)
+            try:
+                part = torch.load(os.path.join(path, name), weights_only=True)
+            except Exception as err:
+                raise UserError(f"the saved replay buffer at {path} is damaged ({name}: {type(err).__name__}); "
+                                "resume from a checkpoint whose replay is whole, or start a new run.dir") from None
             size = next(iter(part.values())).shape[0]
             self.buffer.extend(TensorDict(part, batch_size=[size]))
             loaded += size
         if loaded != meta["length"]:
-            raise FileNotFoundError(f"saved replay buffer at {path} is incomplete ({loaded} of {meta['length']} steps)")
+            raise UserError(f"the saved replay buffer at {path} is incomplete ({loaded} of {meta['length']} steps)")
         self.writes = loaded
 
 

@@ -130,6 +130,10 @@ def make_env(cfg, seed: int = 0) -> TransformedEnv:
             base = GymEnv(cfg.name, **kwargs)
             images, _ = _image_and_vector_keys(base)
             if want_pixels and not images:  # render vector-observation envs
+                modes = base._env.unwrapped.metadata.get("render_modes") or []
+                if "rgb_array" not in modes:
+                    raise ConfigError(f"env '{cfg.name}' has no image observation and cannot render one (its render_modes: "
+                                      f"{list(modes)}, rgb_array needed); use env.obs=state")
                 base = GymEnv(cfg.name, from_pixels=True, pixels_only=False, render_mode="rgb_array", **kwargs)
             images, _ = _image_and_vector_keys(base)
             transforms.append(ActionRepeat(cfg.action_repeat, max_pool_key=images[0] if (cfg.max_pool and images) else None))

@@ -1,0 +1,85 @@
+"""What this machine can do: CPU features, accelerators, and the precision ``auto`` picks.
+
+``trainer.precision: auto`` (the default) resolves here, from the hardware's features rather than
+a guess, because the same config runs on very different machines:
+
+* a CPU with AVX-512 BF16 or AMX runs bf16 matmuls natively: ``bf16-mixed`` (measured 1.6x faster
+  updates than fp32 on such a CPU, ``bench/speed.py``);
+* a CPU without them emulates bf16: ``32-true`` (measured on an AVX2-only AMD EPYC: bf16-mixed
+  13x slower than fp32, 24.0 s vs 1.79 s per small V2 update);
+* a CUDA GPU: ``32-true`` with TF32 matmuls. The eager Dreamer update is bound by kernel launches,
+  not arithmetic, and bf16-mixed measured slower than fp32 on an H100 (237 vs 187 ms per Atari-size
+  V2 update), so bf16 buys nothing until the update is graph-captured.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+from functools import lru_cache
+
+FAST_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
+PRECISIONS = ("auto", "32-true", "bf16-mixed", "16-mixed", "bf16-true", "16-true", "64-true", "32", "16", "bf16", "64")
+
+
+@lru_cache(maxsize=1)
+def cpu_flags() -> frozenset[str]:
+    """The CPU feature flags the kernel reports (Linux ``/proc/cpuinfo``); empty elsewhere."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return frozenset(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return frozenset()
+
+
+def cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def cpu_fast_bf16(flags: frozenset[str] | None = None) -> bool:
+    """True where the CPU computes bf16 natively (AVX-512 BF16 or AMX)."""
+    flags = cpu_flags() if flags is None else flags
+    return any(f in flags for f in FAST_BF16_FLAGS)
+
+
+def resolve_accelerator(accelerator: str = "auto") -> str:
+    """``cpu`` or ``cuda`` (what Lightning's ``auto`` picks on the machines we support)."""
+    import torch
+
+    if accelerator in ("gpu", "cuda"):
+        return "cuda"
+    if accelerator == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return accelerator
+
+
+def auto_precision(accelerator: str = "auto", flags: frozenset[str] | None = None) -> tuple[str, str]:
+    """(precision, why) for ``trainer.precision: auto`` on this machine."""
+    kind = resolve_accelerator(accelerator)
+    if kind == "cuda":
+        return "32-true", "GPU: fp32 with TF32 matmuls (bf16-mixed measured slower for the eager update)"
+    if kind != "cpu":
+        return "32-true", f"{kind}: fp32"
+    flags = cpu_flags() if flags is None else flags
+    if cpu_fast_bf16(flags):
+        have = "/".join(f for f in FAST_BF16_FLAGS if f in flags)
+        return "bf16-mixed", f"CPU has {have}: bf16 matmuls run natively"
+    return "32-true", "CPU has no AVX-512 BF16 or AMX: bf16 would be emulated, many times slower than fp32"
+
+
+def cpu_cores() -> int:
+    """Cores this process may use (the affinity mask where the OS has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - macOS, Windows
+        return os.cpu_count() or 1

@@ -1,0 +1,59 @@
+"""Precision `auto` from the hardware's features, Trainer options checked against this machine, `doctor`."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from conftest import ROOT
+from lightning_dreamer.config import ConfigError, load_config
+from lightning_dreamer.hardware import auto_precision, cpu_cores
+
+
+@pytest.mark.parametrize("flags, expected", [
+    ({"sse4_2", "avx2", "fma"}, "32-true"),  # AVX2 only: bf16 is emulated, 13x slower (measured)
+    ({"avx2", "avx512f", "avx512_bf16"}, "bf16-mixed"),
+    ({"avx2", "avx512f", "amx_bf16", "amx_tile"}, "bf16-mixed"),
+    (set(), "32-true"),
+])
+def test_auto_precision_follows_cpu_features(flags, expected):
+    precision, why = auto_precision("cpu", frozenset(flags))
+    assert precision == expected and why
+
+
+def test_auto_precision_on_a_gpu_is_fp32_with_tf32():
+    precision, why = auto_precision("cuda")
+    assert precision == "32-true" and "TF32" in why
+
+
+def test_trainer_options_are_checked_against_this_machine():
+    with pytest.raises(ConfigError, match="trainer.devices=.* but this machine has"):
+        load_config([os.path.join(ROOT, "configs", "tiny_point.yaml")], [f"trainer.devices={cpu_cores() + 1}"])
+    with pytest.raises(ConfigError, match="bad value for 'trainer.precision': '17-bits'"):
+        load_config([], ["trainer.precision=17-bits"])
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="no CUDA GPU"):
+            load_config([], ["trainer.accelerator=gpu"])
+    assert load_config([], ["trainer.precision=auto", "trainer.devices=1"]).trainer.precision == "auto"
+
+
+def test_the_default_config_leaves_precision_to_auto():
+    cfg = load_config([os.path.join(ROOT, "lightning_dreamer", "configs", "default.yaml")], [])
+    assert "precision" not in cfg.trainer
+
+
+@pytest.mark.slow
+def test_doctor_reports_every_check():
+    proc = subprocess.run([sys.executable, "-m", "lightning_dreamer", "doctor"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    lines = proc.stdout.splitlines()
+    topics = {line.split()[1] for line in lines}
+    assert {"cpu", "precision", "torch", "gpu", "lightning", "torchrl", "render", "atari", "box2d", "ffmpeg"} <= topics
+    assert all(line.split()[0] in ("ok", "warn", "FAIL") for line in lines)
+    expected = auto_precision("cpu")[0]
+    assert any(line.startswith("ok   precision") and f"auto -> {expected}" in line for line in lines)
+    render = next(line for line in lines if line.split()[1] == "render")
+    assert render.startswith("ok") and "rendered a 64x64 frame" in render  # MuJoCo really drew a frame
+    assert proc.returncode == (1 if any(line.startswith("FAIL") for line in lines) else 0)
