@@ -48,13 +48,13 @@ BASE = {"dreamer_v2": "configs/v2_atari.yaml", "dreamer_v1": "configs/v1_atari.y
 
 
 def build(algo: str, size: str, run_dir: str):
-    from lightning_dreamer.config import load_config, to_dict
-    from lightning_dreamer.registry import get_algo
+    from lightning_dreamer.loading import load_config
+    from lightning_dreamer.train import build_agent
 
     overrides = SIZES[algo][size] + [f"run.dir={run_dir}", "replay.capacity=5000", "replay.prefill=300",
                                      "replay.train_ratio=1e9", "replay.pretrain=0", "run.eval_every=0"]
     cfg = load_config([BASE[algo]], overrides)
-    return cfg, get_algo(cfg.algo)(to_dict(cfg))
+    return cfg, build_agent(cfg)
 
 
 def fill_replay(module, steps: int) -> None:
@@ -62,7 +62,7 @@ def fill_replay(module, steps: int) -> None:
     from lightning_dreamer.data import Replay
     from tensordict import TensorDict
 
-    r = module.cfg.replay
+    r = module.run_config.replay
     module.replay = Replay(r.capacity, r.batch_size, r.seq_len)
     shape = module.obs_shapes["pixels"]
     for i in range(steps):
@@ -119,10 +119,10 @@ def trainer_updates(algo: str, size: str, n: int, precision: str) -> list[float]
 
 def env_speed(steps: int) -> None:
 
-    from lightning_dreamer.config import load_config, to_dict
+    from lightning_dreamer.loading import load_config
+    from lightning_dreamer.train import build_agent
     from lightning_dreamer.data import Collector
     from lightning_dreamer.envs import make_env
-    from lightning_dreamer.registry import get_algo
 
     print("\n## Collection: agent steps/s (1 process, 1 thread)")
     print("| env | raw loop | Collector, random actions | Collector, small policy | kept (random) |")
@@ -138,7 +138,7 @@ def env_speed(steps: int) -> None:
         start = time.perf_counter()
         collector.step(steps)
         rand = steps / (time.perf_counter() - start)
-        module = get_algo("dreamer_v2")(to_dict(cfg))
+        module = build_agent(cfg)
         policy = lambda obs, first, state: module.act(obs, first, state)  # noqa: E731
         start = time.perf_counter()
         with torch.no_grad():

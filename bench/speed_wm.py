@@ -58,14 +58,14 @@ def dream_generation(population: int, rollouts: int, horizon: int) -> None:
 
 
 def real_generation(population: int, rollouts: int, workers: int) -> None:
-    from lightning_dreamer.config import load_config, to_dict
-    from lightning_dreamer.registry import get_algo
+    from lightning_dreamer.loading import load_config
+    from lightning_dreamer.train import build_agent
 
     with tempfile.TemporaryDirectory() as tmp:
         cfg = load_config(["configs/wm_dmc_cartpole_swingup.yaml"],
                           [f"run.dir={tmp}", "model.dream=false", f"model.env_workers={workers}", f"model.rollouts={rollouts}",
                            f"model.population={population}", "replay.capacity=1000"])
-        agent = get_algo("world_models")(to_dict(cfg))
+        agent = build_agent(cfg)
         agent.setup("fit")
         try:
             params = torch.randn(population, agent.controller.num_params) * 0.1
@@ -81,13 +81,13 @@ def real_generation(population: int, rollouts: int, workers: int) -> None:
 
 
 def m_updates(updates: int) -> None:
-    from lightning_dreamer.config import load_config, to_dict
-    from lightning_dreamer.registry import get_algo
+    from lightning_dreamer.loading import load_config
+    from lightning_dreamer.train import build_agent
 
     with tempfile.TemporaryDirectory() as tmp:
         cfg = load_config(["configs/wm_dmc_cartpole_swingup.yaml", "configs/presets/wm_cpu.yaml"],
                           [f"run.dir={tmp}", "replay.capacity=5000", "trainer.precision=32-true"])
-        agent = get_algo("world_models")(to_dict(cfg))
+        agent = build_agent(cfg)
         agent.setup("fit")
         agent.collector.step(2000, agent._policy)  # four 500-step episodes of pixels
         opt = torch.optim.Adam(agent.mdnrnn.parameters(), lr=1e-3)

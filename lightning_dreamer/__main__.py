@@ -24,7 +24,7 @@ DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "confi
 
 
 class CLIError(Exception):
-    pass
+    """A bad command line (arguments, paths); printed on one line, exit code 2."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -57,17 +57,9 @@ def _split_overrides(extra: list[str]) -> list[str]:
 
 
 def _load_checkpoint(path: str) -> dict:
-    import torch
+    from lightning_dreamer.checkpoint import read_checkpoint
 
-    if not os.path.isfile(path):
-        raise CLIError(f"checkpoint not found: {path}")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as err:
-        raise CLIError(f"cannot read checkpoint {path}: it is corrupt or not a lightning_dreamer checkpoint ({type(err).__name__})") from None
-    if not isinstance(ckpt, dict) or "config" not in ckpt.get("hyper_parameters", {}):
-        raise CLIError(f"{path} is not a lightning_dreamer checkpoint (no config inside)")
-    return ckpt
+    return read_checkpoint(path)
 
 
 def _check_run_dir(run_dir: str) -> None:
@@ -85,7 +77,7 @@ def _check_run_dir(run_dir: str) -> None:
 def cmd_fit(args: argparse.Namespace, extra: list[str]) -> int:
     from omegaconf import OmegaConf
 
-    from lightning_dreamer.config import load_config
+    from lightning_dreamer.loading import load_config
 
     overrides = _split_overrides(extra)
     ckpt_path = args.ckpt_path
@@ -94,8 +86,10 @@ def cmd_fit(args: argparse.Namespace, extra: list[str]) -> int:
     if ckpt_path and ckpt_path not in ("last", "auto") and not configs:
         # Resume without YAML: the config travels inside the checkpoint, and goes through the same
         # validation as a fresh run's (overrides included).
+        from lightning_dreamer.checkpoint import run_config_of
+
         ckpt = _load_checkpoint(ckpt_path)
-        cfg = load_config([], overrides, base=ckpt["hyper_parameters"]["config"])
+        cfg = load_config([], overrides, base=run_config_of(ckpt))
     else:
         if not configs and not ckpt_path:
             configs = [DEFAULT_CONFIG]
@@ -152,7 +146,9 @@ def cmd_fit(args: argparse.Namespace, extra: list[str]) -> int:
 def _check_resumable(ckpt: dict, cfg, path: str) -> None:
     """A resume may change the budget, learning rates, logging and the like, not the algorithm or
     the task (the replay holds that task's steps). Weight shapes are checked in train.fit."""
-    stored = ckpt["hyper_parameters"]["config"]
+    from lightning_dreamer.checkpoint import run_config_of
+
+    stored = run_config_of(ckpt)
     if stored.get("algo") != cfg.algo:
         raise CLIError(f"{path} is a {stored.get('algo')} checkpoint; the config asks for {cfg.algo}")
     for key in ("suite", "name", "obs", "image_size", "grayscale"):
@@ -168,8 +164,8 @@ def cmd_eval(args: argparse.Namespace, extra: list[str]) -> int:
 
     from lightning_dreamer.algos.base import build_env
     from lightning_dreamer.callbacks import write_video
-    from lightning_dreamer.config import config_from_dict
-    from lightning_dreamer.registry import get_algo
+    from lightning_dreamer.checkpoint import agent_from_checkpoint, run_config_of
+    from lightning_dreamer.loading import config_from_dict
 
     if extra:
         raise CLIError(f"unexpected arguments for eval: {' '.join(extra)}")
@@ -180,11 +176,10 @@ def cmd_eval(args: argparse.Namespace, extra: list[str]) -> int:
             raise CLIError(f"--video {args.video}: the file must end in .mp4 or .gif")
         _check_run_dir(os.path.dirname(os.path.abspath(args.video)))
     ckpt = _load_checkpoint(args.ckpt)
-    cfg = config_from_dict(ckpt["hyper_parameters"]["config"])
+    cfg = config_from_dict(run_config_of(ckpt))
     torch.set_num_threads(cfg.run.threads or (os.cpu_count() or 1))
     torch.manual_seed(args.seed)
-    module = get_algo(cfg.algo)(ckpt["hyper_parameters"]["config"])
-    module.load_state_dict(ckpt["state_dict"])
+    module = agent_from_checkpoint(ckpt)
     env_cfg = cfg.env
     if args.video and cfg.env.obs == "state":
         # The agent reads the state vector; render frames beside it to record the episode.
@@ -259,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
     cmp.add_argument("--title", default="evaluation return")
     sub.add_parser("algos", help="list registered algorithms")
     sub.add_parser("doctor", help="what this machine can do, each line ok or what to do")
-    from lightning_dreamer.config import UserError
+    from lightning_dreamer.errors import UserError
 
     try:
         args, extra = parser.parse_known_args(argv)

@@ -17,7 +17,7 @@ import os
 from dataclasses import dataclass
 from xml.sax.saxutils import escape
 
-from lightning_dreamer.config import UserError
+from lightning_dreamer.errors import UserError
 
 COLUMNS = ("env_steps", "updates", "return_mean", "return_std", "episodes", "wall_s")
 COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf")
@@ -25,6 +25,8 @@ COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e
 
 @dataclass
 class Curve:
+    """One run's evaluations read from its eval.csv: env steps, mean returns and their std, wall-clock."""
+
     name: str
     steps: list[int]
     returns: list[float]

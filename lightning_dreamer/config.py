@@ -32,16 +32,13 @@ from omegaconf.errors import (
 )
 
 
-class UserError(ValueError):
-    """A problem the user can fix (bad input, missing file); the CLI prints it on one line."""
-
-
-class ConfigError(UserError):
-    """A user-facing configuration problem; the CLI prints it on one line, no traceback."""
+from lightning_dreamer.errors import ConfigError
 
 
 @dataclass
 class EnvConfig:
+    """The ``env`` section: which environment, what the agent observes, action repeat and the like."""
+
     # Which family of environments: "dmc" (dm_control), "atari" (ALE via gymnasium) or
     # "gym" (any gymnasium id, including "some.module:MyEnv-v0" for your own environments).
     suite: str = "dmc"
@@ -69,6 +66,8 @@ class EnvConfig:
 
 @dataclass
 class ReplayConfig:
+    """The ``replay`` section: buffer size, ``(B, T)`` batches, the train ratio and the random prefill."""
+
     # Transitions kept per rank (oldest are overwritten).
     capacity: int = 1_000_000
     # Sequences per batch (B) and their length (T).
@@ -91,6 +90,8 @@ class ReplayConfig:
 
 @dataclass
 class RunConfig:
+    """The ``run`` section: directory, seed, env-step budget, checkpoints, logging and evaluation."""
+
     # Where checkpoints, logs, videos and the replay buffer of this run live.
     dir: str = "runs/${algo}-${env.suite}-${env.name}"
     seed: int = 0
@@ -117,6 +118,8 @@ class RunConfig:
 
 @dataclass
 class Config:
+    """A whole run: the algorithm's name and the sections above, ``model`` being that algorithm's config."""
+
     algo: str = "dreamer_v2"
     env: EnvConfig = field(default_factory=EnvConfig)
     replay: ReplayConfig = field(default_factory=ReplayConfig)
@@ -125,24 +128,24 @@ class Config:
     trainer: dict[str, Any] = field(default_factory=dict)
 
 
-def _closest(key: str, allowed: list[str]) -> str:
+def closest(key: str, allowed: list[str]) -> str:
     match = difflib.get_close_matches(key, allowed, n=1, cutoff=0.5)
     return f" Did you mean '{match[0]}'?" if match else ""
 
 
 def _allowed_keys(schema: DictConfig, path: str) -> list[str]:
     node = OmegaConf.select(schema, path) if path else schema
-    return sorted(node.keys()) if isinstance(node, DictConfig) else []
+    return sorted(str(k) for k in node.keys()) if isinstance(node, DictConfig) else []
 
 
-def _explain(err: OmegaConfBaseException, schema: DictConfig) -> ConfigError:
+def explain(err: OmegaConfBaseException, schema: DictConfig) -> ConfigError:
     full_key = getattr(err, "full_key", None) or ""
     if isinstance(err, (ConfigKeyError, ConfigAttributeError)):
         parent, _, key = full_key.rpartition(".")
         allowed = _allowed_keys(schema, parent)
         where = f"in '{parent}'" if parent else "at the top level"
         return ConfigError(
-            f"unknown config key '{full_key}' {where}.{_closest(key, allowed)} Allowed: {', '.join(allowed)}"
+            f"unknown config key '{full_key}' {where}.{closest(key, allowed)} Allowed: {', '.join(allowed)}"
         )
     first_line = str(err).splitlines()[0]
     if isinstance(err, ValidationError):
@@ -188,7 +191,7 @@ def check_limits(section: str, node: Any, limits: dict) -> None:
                 raise ConfigError(f"bad value for '{name}': {v!r}; allowed: {_describe(rule)}")
 
 
-def _check_relations(cfg: DictConfig) -> None:
+def check_relations(cfg: DictConfig) -> None:
     """What no single key can say: limits that relate two keys."""
     r, e = cfg.replay, cfg.env
     if r.capacity < r.seq_len:
@@ -197,7 +200,7 @@ def _check_relations(cfg: DictConfig) -> None:
         raise ConfigError(f"bad value for 'env.image_size': {e.image_size}; the convolutional encoders take 64x64 frames, so allowed: 64")
     for name in cfg.run.loggers:
         if name not in RunConfig.LOGGERS:
-            raise ConfigError(f"unknown logger '{name}' in run.loggers.{_closest(str(name), list(RunConfig.LOGGERS))} "
+            raise ConfigError(f"unknown logger '{name}' in run.loggers.{closest(str(name), list(RunConfig.LOGGERS))} "
                               f"Allowed: {', '.join(RunConfig.LOGGERS)}")
     if not str(cfg.run.dir).strip():
         raise ConfigError("run.dir is empty; give the directory for checkpoints and logs, e.g. run.dir=runs/my_run")
@@ -222,7 +225,7 @@ def _count_devices(devices: Any, available: int, accelerator: str) -> int:
     raise ConfigError(f"bad value for 'trainer.devices': {devices!r}; {allowed}")
 
 
-def _validate_trainer(trainer: dict[str, Any]) -> None:
+def validate_trainer(trainer: dict[str, Any]) -> None:
     from lightning import Trainer
 
     from lightning_dreamer.hardware import PRECISIONS, cpu_cores
@@ -231,7 +234,7 @@ def _validate_trainer(trainer: dict[str, Any]) -> None:
     for key in trainer:
         if key not in allowed:
             raise ConfigError(
-                f"unknown trainer option 'trainer.{key}'.{_closest(key, allowed)} "
+                f"unknown trainer option 'trainer.{key}'.{closest(key, allowed)} "
                 f"Allowed: any argument of lightning.Trainer ({', '.join(allowed)})"
             )
     precision = trainer.get("precision", "auto")
@@ -260,7 +263,7 @@ def _validate_trainer(trainer: dict[str, Any]) -> None:
                               f"{available}{extra}; allowed: 1 to {available}")
 
 
-def _read_layers(paths: list[str]) -> list[DictConfig]:
+def read_layers(paths: list[str]) -> list[DictConfig]:
     layers = []
     for path in paths:
         try:
@@ -277,64 +280,8 @@ def _read_layers(paths: list[str]) -> list[DictConfig]:
     return layers
 
 
-def load_config(paths: list[str] | None = None, overrides: list[str] | None = None,
-                base: dict[str, Any] | None = None) -> DictConfig:
-    """Merge ``base`` (a stored config, e.g. from a checkpoint), YAML files and dotted overrides
-    onto the schema of the chosen algorithm, and validate the result.
-
-    The one path every run takes, fresh or resumed. Raises ConfigError with a one-line explanation
-    for any unknown key, ill-typed or out-of-range value, inconsistent pair of values, unreadable
-    file, unknown algorithm or environment, or Trainer option this machine cannot honour.
-    """
-    from lightning_dreamer.registry import get_algo, list_algos
-
-    layers = ([OmegaConf.create(base)] if base is not None else []) + _read_layers(list(paths or []))
-    try:
-        layers.append(OmegaConf.from_dotlist(list(overrides or [])))
-    except Exception as err:
-        raise ConfigError(f"cannot parse overrides {overrides}: {str(err).splitlines()[0]}") from None
-    raw = OmegaConf.merge(*layers) if layers else OmegaConf.create()
-
-    algo_name = raw.get("algo", Config.algo)
-    try:
-        algo = get_algo(algo_name)
-    except (KeyError, TypeError):
-        names = list_algos()
-        raise ConfigError(f"unknown algo '{algo_name}'.{_closest(str(algo_name), names)} Allowed: {', '.join(names)}") from None
-
-    schema = OmegaConf.structured(Config(algo=algo_name, model=algo.config_class()))
-    try:
-        cfg = OmegaConf.merge(schema, raw)
-        # Resolve once so that interpolation errors show up now, not mid-training.
-        OmegaConf.to_container(cfg, resolve=True)
-    except OmegaConfBaseException as err:
-        raise _explain(err, schema) from None
-    for section, cls in (("env", EnvConfig), ("replay", ReplayConfig), ("run", RunConfig), ("model", algo.config_class)):
-        check_limits(section, cfg[section], getattr(cls, "LIMITS", {}))
-    _check_relations(cfg)
-    _validate_trainer(OmegaConf.to_container(cfg.trainer, resolve=True))
-    from lightning_dreamer.envs import validate_env_config
-
-    validate_env_config(cfg.env)
-    OmegaConf.set_struct(cfg, True)
-    return cfg
-
-
-def config_from_dict(data: dict[str, Any]) -> DictConfig:
-    """Rebuild the config stored with a module (its hyperparameters): already validated when the
-    run started, so only the schema is applied (no hardware checks: a checkpoint made on a GPU
-    machine loads on a CPU one)."""
-    from lightning_dreamer.registry import get_algo
-
-    algo = get_algo(data.get("algo", Config.algo))
-    schema = OmegaConf.structured(Config(algo=data.get("algo", Config.algo), model=algo.config_class()))
-    try:
-        cfg = OmegaConf.merge(schema, OmegaConf.create(data))
-    except OmegaConfBaseException as err:
-        raise _explain(err, schema) from None
-    OmegaConf.set_struct(cfg, True)
-    return cfg
-
-
 def to_dict(cfg: DictConfig) -> dict[str, Any]:
-    return OmegaConf.to_container(cfg, resolve=True)
+    """A config as plain, resolved dicts (what a checkpoint stores)."""
+    out = OmegaConf.to_container(cfg, resolve=True)
+    assert isinstance(out, dict)
+    return out  # type: ignore[return-value]  # omegaconf types its keys loosely

@@ -7,8 +7,12 @@ Algorithm modules are imported lazily so that ``import lightning_dreamer`` stays
 from __future__ import annotations
 
 import importlib
+from typing import TYPE_CHECKING
 
-_ALGOS: dict[str, type] = {}
+if TYPE_CHECKING:  # for the annotations only: the registry imports algorithms by name, at run time
+    from lightning_dreamer.algos.base import RLModule
+
+_ALGOS: dict[str, type[RLModule]] = {}
 # name -> module that registers it on import
 _KNOWN = {
     "dreamer_v1": "lightning_dreamer.algos.dreamer_v1",
@@ -26,7 +30,7 @@ def register_algo(name: str):
     return wrap
 
 
-def get_algo(name: str) -> type:
+def get_algo(name: str) -> type[RLModule]:
     if name not in _ALGOS and name in _KNOWN:
         importlib.import_module(_KNOWN[name])
     if name not in _ALGOS:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import warnings
+from typing import Any, cast
 
-from lightning_dreamer.config import ConfigError, to_dict
+from lightning_dreamer.config import to_dict
+from lightning_dreamer.errors import ConfigError
 
 
 def _set_threads(cfg, processes: int) -> None:
@@ -31,7 +33,7 @@ def _resolve_precision(kwargs: dict) -> None:
 
 
 def _trainer_kwargs(cfg, run_dir: str, resume_step: int | None = None):
-    from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
+    from lightning.pytorch.loggers import Logger, TensorBoardLogger, WandbLogger
     from lightning.pytorch.strategies import DDPStrategy
     from omegaconf import OmegaConf
 
@@ -39,7 +41,7 @@ def _trainer_kwargs(cfg, run_dir: str, resume_step: int | None = None):
     from lightning_dreamer.callbacks.csv_logger import AppendingCSVLogger
     from lightning_dreamer.files import AtomicCheckpointIO
 
-    loggers = []
+    loggers: list[Logger] = []
     if "csv" in cfg.run.loggers:
         # Written at every log call: Lightning flushes only when (step + 1) % 100 == 0, which steps
         # logged every run.log_every updates (or episodes, evaluations) may never hit.
@@ -47,7 +49,7 @@ def _trainer_kwargs(cfg, run_dir: str, resume_step: int | None = None):
                                           resume_step=resume_step))
     if "tensorboard" in cfg.run.loggers:
         # purge_step: events the stopped run wrote after its checkpoint are dropped, not drawn twice.
-        extra = {"purge_step": resume_step + 1} if resume_step is not None else {}
+        extra: dict[str, Any] = {"purge_step": resume_step + 1} if resume_step is not None else {}
         loggers.append(TensorBoardLogger(run_dir, name="logs", version="tensorboard", default_hp_metric=False, **extra))
     if "wandb" in cfg.run.loggers:
         os.environ.setdefault("WANDB_MODE", "offline")  # no account, no prompt, unless the user set a server
@@ -59,7 +61,7 @@ def _trainer_kwargs(cfg, run_dir: str, resume_step: int | None = None):
         EvalCallback(cfg.run.eval_every, cfg.run.eval_episodes),
         VideoCallback(cfg.run.video_every),
     ]
-    user = OmegaConf.to_container(cfg.trainer, resolve=True)
+    user = cast(dict, OmegaConf.to_container(cfg.trainer, resolve=True))
     if user.get("enable_progress_bar", True):
         callbacks.append(ProgressBar())
     kwargs = dict(max_epochs=-1, logger=loggers or False, callbacks=callbacks, default_root_dir=run_dir,
@@ -111,6 +113,21 @@ def _check_weights(module, state_dict: dict, path: str) -> None:
                               f"{theirs}, config {ours}); resume with the model.* sizes it was trained with")
 
 
+def build_agent(cfg):
+    """The agent of a validated run config (``config.load_config``), with the run attached: its
+    ``EnvSpec`` is read off the env once (cached), the agent itself builds none."""
+    from lightning_dreamer.algos.base import spec_for
+    from lightning_dreamer.registry import get_algo
+
+    spec = spec_for(cfg.env)
+    try:
+        module = get_algo(cfg.algo)(spec, **to_dict(cfg)["model"])
+    except ValueError as err:  # a config value the networks reject
+        raise ConfigError(str(err)) from None
+    module.attach_run(cfg)
+    return module
+
+
 def fit(cfg, ckpt_path: str | None = None, callbacks=(), ckpt: dict | None = None):
     """Train ``cfg`` (resuming from ``ckpt_path`` if given); returns (module, trainer).
 
@@ -147,12 +164,9 @@ def fit(cfg, ckpt_path: str | None = None, callbacks=(), ckpt: dict | None = Non
     if trainer.strategy.root_device.type == "cuda":
         torch.set_float32_matmul_precision("high")  # TF32 matmuls: fp32 range, tensor-core speed
     L.seed_everything(cfg.run.seed, verbose=False)
-    try:
-        module = algo(to_dict(cfg))
-    except ValueError as err:  # a config value the networks reject
-        raise ConfigError(str(err)) from None
+    module = build_agent(cfg)
     if ckpt is not None:
-        _check_weights(module, ckpt["state_dict"], ckpt_path)
+        _check_weights(module, ckpt["state_dict"], str(ckpt_path))
     trainer.fit(module, ckpt_path=ckpt_path, weights_only=False)  # our checkpoints hold RNG states
     if not module.stop_signal:
         save_run(trainer, os.path.join(cfg.run.dir, "checkpoints", "last.ckpt"))

@@ -9,7 +9,7 @@ import sys
 import torch
 from lightning.pytorch.callbacks import Callback
 
-from lightning_dreamer.config import load_config
+from lightning_dreamer.loading import load_config
 from lightning_dreamer.train import fit
 
 out, config = sys.argv[1], sys.argv[2]
@@ -18,7 +18,8 @@ out, config = sys.argv[1], sys.argv[2]
 class Dump(Callback):
     def on_train_end(self, trainer, module):
         torch.save({"state": module.state_dict(), "policy_steps": module.policy_steps, "env_steps": module.env_steps,
-                    "updates": module.updates, "replay": len(module.replay)},
+                    "updates": module.updates, "replay": len(module.replay),
+                    "states": module.replay.read("state", 0, 100)},  # the first 100 observations this rank saw
                    os.path.join(out, f"rank{trainer.global_rank}.pt"))
 
 

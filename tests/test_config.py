@@ -7,7 +7,8 @@ import pytest
 from omegaconf import OmegaConf
 
 from lightning_dreamer.__main__ import main
-from lightning_dreamer.config import ConfigError, load_config
+from lightning_dreamer.errors import ConfigError
+from lightning_dreamer.loading import load_config
 
 from conftest import ROOT
 

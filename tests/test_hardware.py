@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from conftest import ROOT
-from lightning_dreamer.config import ConfigError, load_config
+from lightning_dreamer.errors import ConfigError
+from lightning_dreamer.loading import load_config
 from lightning_dreamer.hardware import auto_precision, cpu_cores
 
 

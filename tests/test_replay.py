@@ -6,7 +6,8 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from lightning_dreamer.config import EnvConfig, UserError
+from lightning_dreamer.config import EnvConfig
+from lightning_dreamer.errors import UserError
 from lightning_dreamer.data import Collector, Replay, TrainRatio
 from lightning_dreamer.envs import make_env
 

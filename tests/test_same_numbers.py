@@ -35,12 +35,12 @@ def make_batch(obs_keys, action_dim, b=4, t=8, seed=0):
 
 def build(algo):
     """An agent of ``algo`` on its tiny config (today's construction API)."""
-    from lightning_dreamer.config import load_config, to_dict
-    from lightning_dreamer.registry import get_algo
+    from lightning_dreamer.loading import load_config
+    from lightning_dreamer.train import build_agent
 
     cfg = load_config([os.path.join(ROOT, "configs", CONFIGS[algo])], [])
     torch.manual_seed(0)
-    return get_algo(algo)(to_dict(cfg))
+    return build_agent(cfg)
 
 
 def losses(algo, module, batch):
@@ -49,12 +49,12 @@ def losses(algo, module, batch):
     if algo == "world_models":
         out = module.vae_losses(batch["pixels"].flatten(0, 1))
         out.update(module.mdn_losses(batch))
-        return {k: float(v) for k, v in out.items()}
+        return {k: float(v.detach()) for k, v in out.items()}
     post, terms, metrics = module.world_model_losses(batch)
     out = {k: float(v.detach().float().mean()) for k, v in terms.items()}
     out["kl_value"] = float(metrics["kl"].float().mean())  # the KL itself: the "kl" term may sit at free nats
-    actor, value, _ = module.behaviour_losses(post, batch["is_terminal"])
-    out.update(actor=float(actor), value=float(value))
+    behaviour, _ = module.behaviour_losses(post, batch["is_terminal"])
+    out.update(actor=float(behaviour["actor"].detach()), value=float(behaviour[module.VALUE_TERM].detach()))
     return out
 
 

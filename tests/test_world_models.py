@@ -8,11 +8,12 @@ import subprocess
 import sys
 import time
 
+import pytest
 import torch
 
 from lightning_dreamer.__main__ import main
-from lightning_dreamer.config import load_config, to_dict
-from lightning_dreamer.registry import get_algo
+from lightning_dreamer.loading import load_config
+from lightning_dreamer.train import build_agent
 
 from conftest import ROOT
 from test_smoke import QUIET, run_cli
@@ -25,6 +26,7 @@ def wm_state(path):
     return ckpt["world_models"], ckpt["lightning_dreamer"]
 
 
+@pytest.mark.slow
 def test_all_stages_then_eval(tmp_path, capsys):
     run = tmp_path / "run"
     assert main(["fit", "--config", TINY_WM, f"run.dir={run}", *QUIET]) == 0
@@ -46,6 +48,7 @@ def test_all_stages_then_eval(tmp_path, capsys):
     assert re.search(r"return over 2 episodes", capsys.readouterr().out) and video.stat().st_size > 1000
 
 
+@pytest.mark.slow
 def test_kill_9_inside_cma_es_then_resume(tmp_path):
     run = tmp_path / "run"
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
@@ -91,9 +94,9 @@ def test_kill_9_inside_cma_es_then_resume(tmp_path):
     assert all(float(r["cma/best"]) >= saved["stage_best"] for r in after)
 
 
-def test_acting_videos_and_bad_settings():
+def test_acting_mdn_losses_and_dream_video():
     cfg = load_config([TINY_WM], [])
-    agent = get_algo("world_models")(to_dict(cfg))
+    agent = build_agent(cfg)
     obs = {"pixels": torch.randint(0, 255, (3, 3, 64, 64), dtype=torch.uint8)}
     agent.controller_params.normal_()
     action, state = agent.act(obs, torch.ones(3, dtype=torch.bool), None)
@@ -113,9 +116,10 @@ def test_world_models_refuses_state_only_and_ddp(capsys):
     assert "single process" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_real_env_fitness_in_worker_processes_keeps_candidates_apart(tmp_path):
     cfg = load_config([TINY_WM], [f"run.dir={tmp_path}", "model.dream=false", "model.env_workers=2", "model.rollouts=3"])
-    agent = get_algo("world_models")(to_dict(cfg))
+    agent = build_agent(cfg)
     agent.setup("fit")
     try:
         n = agent.controller.num_params
@@ -132,7 +136,7 @@ def test_real_env_fitness_in_worker_processes_keeps_candidates_apart(tmp_path):
 
 def test_m_trains_on_cached_latents_of_the_sampled_frames(tmp_path):
     cfg = load_config([TINY_WM], [f"run.dir={tmp_path}"])
-    agent = get_algo("world_models")(to_dict(cfg))
+    agent = build_agent(cfg)
     agent.setup("fit")
     try:
         agent.collector.step(120, agent._policy)  # C at zero: 100-step episodes, so slices of 8 exist

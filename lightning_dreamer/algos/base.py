@@ -1,5 +1,11 @@
-"""Shared plumbing of the model-based agents: environment, replay, collection paced by the
-train ratio, counters, and everything a checkpoint must carry to resume a run.
+"""The agent and its run.
+
+The **agent** (a subclass: networks, losses, the update) is built from an ``EnvSpec`` and its model
+config alone, ``Algo(spec, **model)``, and saves exactly those as its hyperparameters: building or
+loading it builds no environment and reads no run config. The **run** (environment, replay,
+collector paced by the train ratio, counters, evaluation) is attached with ``attach_run(cfg)`` and
+built in ``setup()``, where the rank is known; ``on_save_checkpoint`` stores its config beside the
+weights (``checkpoint["run_config"]``) so a run resumes from its checkpoint alone.
 
 The Trainer drives it like this::
 
@@ -17,8 +23,8 @@ The Trainer drives it like this::
 
 A kill at any moment therefore leaves a checkpoint whose replay copy exists and matches it.
 
-Subclasses provide: ``config_class``, ``build(obs_shapes, action_dim, discrete)``,
-``training_step`` and ``act``.
+Subclasses provide: ``config_class`` (a dataclass whose fields are the model keyword arguments),
+``build()`` (the networks, from ``self.spec`` and ``self.config``), ``training_step`` and ``act``.
 """
 
 from __future__ import annotations
@@ -29,6 +35,8 @@ import random
 import shutil
 import time
 import warnings
+from dataclasses import asdict, fields
+from typing import Any, ClassVar, cast
 
 import lightning as L
 import numpy as np
@@ -36,21 +44,22 @@ import torch
 from torch.utils.data import DataLoader
 
 from lightning_dreamer.callbacks import log_to_loggers
-from lightning_dreamer.config import ConfigError, UserError, config_from_dict
+from lightning_dreamer.config import Config
 from lightning_dreamer.data import Collector, Replay, ReplayBatches, TrainRatio, run_episodes
 from lightning_dreamer.envs import make_env
+from lightning_dreamer.errors import ConfigError, UserError
+from lightning_dreamer.spec import EnvSpec
 
-_SPEC_CACHE: dict = {}
+_SPEC_CACHE: dict[str, EnvSpec] = {}
 
 
-def env_signature(env_cfg) -> tuple[dict, int, bool]:
-    """(observation shapes, action dim, discrete?) of an env config, built once and cached."""
-    key = repr(sorted((k, str(v)) for k, v in env_cfg.items()))
+def spec_for(env_cfg) -> EnvSpec:
+    """The ``EnvSpec`` of an env config (a run's ``env`` section): built once and cached."""
+    key = repr(sorted((f.name, str(getattr(env_cfg, f.name))) for f in fields(env_cfg))) if hasattr(env_cfg, "__dataclass_fields__") \
+        else repr(sorted((k, str(v)) for k, v in env_cfg.items()))
     if key not in _SPEC_CACHE:
         env = build_env(env_cfg, seed=0)
-        shapes = {k: tuple(env.observation_spec[k].shape) for k in ("pixels", "state") if k in env.observation_spec.keys()}
-        collector = Collector(env)
-        _SPEC_CACHE[key] = (shapes, collector.action_dim, collector.discrete)
+        _SPEC_CACHE[key] = EnvSpec.from_env(env)
         env.close()
     return _SPEC_CACHE[key]
 
@@ -110,15 +119,25 @@ def _set_rng_state(state: dict, generator: torch.Generator) -> None:
 
 
 class RLModule(L.LightningModule):
-    config_class: type = None  # set by subclasses
+    """A model-based agent (subclass: networks, losses, update) with the plumbing of its run."""
 
-    def __init__(self, config: dict):
+    config_class: ClassVar[type]  # set by subclasses: the model config dataclass
+    algo_name: ClassVar[str]  # set by @register_algo
+
+    def __init__(self, spec: EnvSpec | dict[str, Any], **model: Any):
         super().__init__()
-        self.save_hyperparameters({"config": config})
-        self.cfg = config_from_dict(config)
+        self.spec = EnvSpec.from_dict(spec)
+        names = {f.name for f in fields(self.config_class)}
+        unknown = sorted(set(model) - names)
+        if unknown:
+            raise ConfigError(f"unknown model option(s) {unknown} for {type(self).__name__}; allowed: {', '.join(sorted(names))}")
+        self.config = self.config_class(**model)
+        self.save_hyperparameters({"spec": self.spec.to_dict(), **asdict(self.config)})
         self.automatic_optimization = False
-        self.obs_shapes, self.action_dim, self.discrete = env_signature(self.cfg.env)
-        self.obs_keys = tuple(self.obs_shapes)
+        self.obs_shapes, self.action_dim, self.discrete = self.spec.obs_shapes, self.spec.action_dim, self.spec.discrete
+        self.obs_keys = self.spec.obs_keys
+        self.run_cfg: Config | None = None  # the run, attached by attach_run before fit
+        self._run_dict: dict[str, Any] | None = None
         # Counters (all ranks step in lock-step, so they are the same everywhere).
         self.policy_steps = 0  # agent steps taken by this rank
         self.updates = 0  # gradient updates (one world model + actor + critic step each)
@@ -130,6 +149,23 @@ class RLModule(L.LightningModule):
         self._resume_state: dict | None = None
         self._update_times: list[float] = []
         self.build()
+
+    # ------------------------------------------------------------------ the run
+    def attach_run(self, cfg) -> None:
+        """The run this agent trains in: a validated config (``config.load_config``), read typed."""
+        from omegaconf import OmegaConf
+
+        from lightning_dreamer.config import to_dict
+
+        self.run_cfg = cast(Config, OmegaConf.to_object(cfg))
+        self._run_dict = to_dict(cfg)
+
+    @property
+    def run_config(self) -> Config:
+        """The attached run's config (env, replay, run, model sections as dataclasses)."""
+        if self.run_cfg is None:
+            raise RuntimeError(f"{type(self).__name__} has no run attached: call attach_run(cfg) before fit")
+        return self.run_cfg
 
     # ------------------------------------------------------------------ to override
     def build(self) -> None:
@@ -146,31 +182,32 @@ class RLModule(L.LightningModule):
     @property
     def env_steps(self) -> int:
         """Environment frames over all ranks: agent steps x action repeat x ranks."""
-        return self.policy_steps * self.cfg.env.action_repeat * self.world_size
+        repeat = self.run_cfg.env.action_repeat if self.run_cfg is not None else 1
+        return self.policy_steps * repeat * self.world_size
 
     def budget_spent(self) -> bool:
-        return self.env_steps >= self.cfg.run.total_env_steps
+        return self.env_steps >= self.run_config.run.total_env_steps
 
     # ------------------------------------------------------------------ lifecycle
     def _rank_dir(self, kind: str) -> str:
-        return os.path.join(self.cfg.run.dir, "replay", f"{kind}-rank{self.global_rank}")
+        return os.path.join(self.run_config.run.dir, "replay", f"{kind}-rank{self.global_rank}")
 
     def _generation_dir(self, generation: int) -> str:
-        return saved_replay_path(self.cfg.run.dir, self.global_rank, {"generation": generation})
+        return saved_replay_path(self.run_config.run.dir, self.global_rank, {"generation": generation})
 
     def setup(self, stage: str) -> None:
         if stage != "fit":
             return
-        seed = self.cfg.run.seed + 1000 * self.global_rank
+        seed = self.run_config.run.seed + 1000 * self.global_rank
         torch.manual_seed(seed)
         np.random.seed(seed % 2**32)
         random.seed(seed)
-        r = self.cfg.replay
+        r = self.run_config.replay
         self.replay = Replay(r.capacity, r.batch_size, r.seq_len, scratch_dir=self._rank_dir("live"))
         # TorchRL envs are nn.Modules: keep them out of the module tree (state_dict, .to(), DDP).
-        object.__setattr__(self, "env", build_env(self.cfg.env, seed=seed))
+        object.__setattr__(self, "env", build_env(self.run_config.env, seed=seed))
         self.collector = Collector(self.env, self.replay, self.obs_keys, torch.Generator().manual_seed(seed),
-                                   hold=self.cfg.replay.prefill_hold)
+                                   hold=self.run_config.replay.prefill_hold)
         self.ratio = TrainRatio(r.train_ratio, r.batch_size * r.seq_len, r.pretrain)
 
     def train_dataloader(self) -> DataLoader:
@@ -183,16 +220,16 @@ class RLModule(L.LightningModule):
             self.print(f"resumed: {self.env_steps:,} env steps, {self.updates:,} updates, replay {len(self.replay):,} steps")
             self._resume_state = None
         else:
-            self.collector.step(self.cfg.replay.prefill)
-            self.policy_steps += self.cfg.replay.prefill
+            self.collector.step(self.run_config.replay.prefill)
+            self.policy_steps += self.run_config.replay.prefill
         extra = 0
         while not self.replay.ready():  # no episode as long as seq_len yet: keep collecting
-            if extra >= 10 * self.cfg.replay.seq_len:
-                raise UserError(f"no episode reached replay.seq_len={self.cfg.replay.seq_len} steps in "
+            if extra >= 10 * self.run_config.replay.seq_len:
+                raise UserError(f"no episode reached replay.seq_len={self.run_config.replay.seq_len} steps in "
                                 f"{self.policy_steps:,} random agent steps; lower replay.seq_len")
-            self.collector.step(self.cfg.replay.seq_len)
-            self.policy_steps += self.cfg.replay.seq_len
-            extra += self.cfg.replay.seq_len
+            self.collector.step(self.run_config.replay.seq_len)
+            self.policy_steps += self.run_config.replay.seq_len
+            extra += self.run_config.replay.seq_len
         self._record_episodes(log=False)
         self.print(self.replay.describe())
 
@@ -202,7 +239,7 @@ class RLModule(L.LightningModule):
 
     def _load_replay(self, state: dict) -> None:
         """The replay copy saved with the checkpoint being resumed (its generation)."""
-        path = saved_replay_path(self.cfg.run.dir, self.global_rank, state)
+        path = saved_replay_path(self.run_config.run.dir, self.global_rank, state)
         try:
             self.replay.load(path, state.get("generation"))
         except FileNotFoundError:
@@ -264,7 +301,7 @@ class RLModule(L.LightningModule):
         the loggers at step = updates: the one x-axis of everything logged (episodes, evaluations,
         videos too), ours rather than Lightning's batch counter, so a resumed run's logs continue
         exactly from its checkpoint. Called by ``training_step`` before the update is counted."""
-        if (self.updates + 1) % self.cfg.run.log_every:
+        if (self.updates + 1) % self.run_config.run.log_every:
             return
         metrics = {k: float(v) for k, v in logs.items()}
         metrics.update({"progress/env_steps": float(self.env_steps), "progress/updates": float(self.updates + 1)})
@@ -289,8 +326,8 @@ class RLModule(L.LightningModule):
         optimizer.step()
 
     def openloop_video(self, batch, context: int = 5, count: int = 4) -> torch.Tensor:
-        """Real | predicted | error frames as uint8 (T, 3H, count*W, C); see the world model."""
-        return self.world_model.openloop_video(batch, context, count)
+        """Real frames | the model's frames (``context`` observed, the rest imagined) as a uint8 video."""
+        raise NotImplementedError
 
     @property
     def log_step(self) -> int:
@@ -335,6 +372,8 @@ class RLModule(L.LightningModule):
             "log_step": self.log_step,  # where a resumed run's logs continue (updates)
             "replay_steps": len(self.replay) if hasattr(self, "replay") else None,
         }
+        if self._run_dict is not None:
+            checkpoint["run_config"] = self._run_dict  # the run, beside the agent's hyperparameters
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         state = checkpoint.get("lightning_dreamer")

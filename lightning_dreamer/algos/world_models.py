@@ -31,6 +31,8 @@ from torch.utils.data import DataLoader
 
 from lightning_dreamer.algos.base import RLModule
 from lightning_dreamer.data import ReplayBatches
+from lightning_dreamer.data.population import play_population
+from lightning_dreamer.losses import total_loss
 from lightning_dreamer.losses.world_models import mdn_nll, vae_loss
 from lightning_dreamer.nets.controller import LinearController, dream_rollouts
 from lightning_dreamer.nets.distributions import exploration_noise
@@ -47,6 +49,8 @@ STAGES = ("collect", "vae", "mdn", "controller")
 
 @dataclass
 class WorldModelsConfig:
+    """World Models' model config (Ha & Schmidhuber 2018): the keyword arguments of ``WorldModels(spec, **model)``."""
+
     # --- V: convolutional VAE (paper: z 32, conv depth 32, KL tolerance 0.5, Adam 1e-4, batches of 100 frames)
     z_dim: int = 32
     vae_depth: int = 32
@@ -101,21 +105,27 @@ class WorldModelsConfig:
 
 @register_algo("world_models")
 class WorldModels(RLModule):
+    """World Models: ``WorldModels(spec, **model)`` with ``model`` the fields of ``WorldModelsConfig``."""
+
     config_class = WorldModelsConfig
+    config: WorldModelsConfig
+    controller_params: torch.Tensor  # a buffer: C's parameters, the CMA-ES mean after each generation
     single_process = True  # CMA-ES is one sequential search: no DDP
 
     # ------------------------------------------------------------------ networks
     def build(self) -> None:
-        m = self.cfg.model
+        m = self.config
         if "pixels" not in self.obs_shapes:
             raise ValueError("World Models needs pixel observations: set env.obs=pixels")
         self.vae = ConvVAE(self.obs_shapes["pixels"][0], m.z_dim, m.vae_depth)
         self.mdnrnn = MDNRNN(m.z_dim, self.action_dim, m.rnn_hidden, m.mixtures)
         self.controller = LinearController(m.z_dim + m.rnn_hidden, self.action_dim, self.discrete)
         self.register_buffer("controller_params", torch.zeros(self.controller.num_params))
-        self.horizon = m.dream_horizon or self.cfg.env.time_limit or 1000
-        self.es = cma.CMAEvolutionStrategy(np.zeros(self.controller.num_params), m.sigma0,
-                                           {"popsize": m.population, "seed": self.cfg.run.seed + 1, "verbose": -9})
+        # V's and M's loss terms and their scales (total_loss checks the terms match).
+        self.vae_scales = {"vae_rec": 1.0, "vae_kl": 1.0}
+        self.mdn_scales = {"mdn_nll": 1.0, "mdn_reward": m.reward_scale, "mdn_done": m.done_scale}
+        self.horizon = m.dream_horizon or 1000  # 0: the run's env.time_limit when there is one (attach_run)
+        self.es: cma.CMAEvolutionStrategy | None = None  # the search of the run (attach_run, checkpoints)
         self.iteration, self.stage, self.stage_step, self.generation = 0, "vae", 0, 0
         # Best fitness of this iteration's controller stage. CMA-ES's own best (es.result.fbest)
         # spans iterations, whose fitness came from other versions of M: in the dream they are
@@ -123,10 +133,17 @@ class WorldModels(RLModule):
         self.stage_best = float("-inf")
         self.eval_requested = False
         self.batched_env = None
-        self.latents = None  # (replay length, 2 z_dim): V's mean and log-variance per stored frame
+        self.latents: torch.Tensor | None = None  # (replay length, 2 z_dim): V's mean and log-variance per stored frame
+
+    def attach_run(self, cfg) -> None:
+        super().attach_run(cfg)
+        m, run = self.config, self.run_config
+        self.horizon = m.dream_horizon or run.env.time_limit or 1000
+        self.es = cma.CMAEvolutionStrategy(np.zeros(self.controller.num_params), m.sigma0,
+                                           {"popsize": m.population, "seed": run.run.seed + 1, "verbose": -9})
 
     def configure_optimizers(self):
-        m = self.cfg.model
+        m = self.config
         return [torch.optim.Adam(self.vae.parameters(), lr=m.vae_lr), torch.optim.Adam(self.mdnrnn.parameters(), lr=m.mdn_lr)]
 
     def on_fit_start(self) -> None:
@@ -136,10 +153,10 @@ class WorldModels(RLModule):
     # ------------------------------------------------------------------ stages
     @property
     def finished(self) -> bool:
-        return self.iteration >= self.cfg.model.iterations
+        return self.iteration >= self.config.iterations
 
     def _stage_length(self) -> int:
-        m = self.cfg.model
+        m = self.config
         return {"collect": m.collect_steps, "vae": m.vae_updates, "mdn": m.mdn_updates, "controller": m.generations}[self.stage]
 
     def _next_stage(self) -> None:
@@ -157,15 +174,15 @@ class WorldModels(RLModule):
 
     def _budget_left(self) -> int:
         """Agent steps this rank may still take within run.total_env_steps."""
-        per_step = self.cfg.env.action_repeat * self.world_size
-        return max(0, (self.cfg.run.total_env_steps - self.env_steps) // per_step)
+        per_step = self.run_config.env.action_repeat * self.world_size
+        return max(0, (self.run_config.run.total_env_steps - self.env_steps) // per_step)
 
     def on_train_batch_start(self, batch, batch_idx: int):
         if self.finished or (self.stage == "collect" and self._budget_left() == 0):
             self.trainer.should_stop = True
             return -1
         if self.stage == "collect":
-            steps = min(self.cfg.model.collect_chunk, self._stage_length() - self.stage_step, self._budget_left())
+            steps = min(self.config.collect_chunk, self._stage_length() - self.stage_step, self._budget_left())
             self.collect(steps)
             self.stage_step += steps
         self._step_started = time.perf_counter()
@@ -184,7 +201,7 @@ class WorldModels(RLModule):
         z = self.vae.sample(mean, logvar) if explore else mean
         action = self.controller.act(self.controller_params.unsqueeze(0), torch.cat([z, state[0]], -1).unsqueeze(0))[0]
         if explore:
-            action = exploration_noise(action, self.cfg.model.expl_noise, self.discrete)
+            action = exploration_noise(action, self.config.expl_noise, self.discrete)
         return action, self.mdnrnn.step(z, action, state)
 
     # ------------------------------------------------------------------ learning
@@ -196,20 +213,21 @@ class WorldModels(RLModule):
     def vae_losses(self, frames: torch.Tensor) -> dict[str, torch.Tensor]:
         """V's ELBO terms on uint8 frames ``(N, C, H, W)``."""
         recon, mean, logvar = self.vae(frames)
-        rec, kl = vae_loss(recon, frames.float() / 255.0, mean, logvar, self.cfg.model.kl_tolerance)
+        rec, kl = vae_loss(recon, frames.float() / 255.0, mean, logvar, self.config.kl_tolerance)
         return {"vae_rec": rec.mean(), "vae_kl": kl.mean()}
 
     @torch.no_grad()
     def latent_table(self, chunk: int = 1024) -> torch.Tensor:
         """V's mean and log-variance of every stored frame, by storage index, encoded once per
         M stage (after a resume too) rather than on every M update."""
-        if self.latents is None or len(self.latents) != len(self.replay):
+        latents = self.latents
+        if latents is None or len(latents) != len(self.replay):
             parts = []
             for start in range(0, len(self.replay), chunk):
                 frames = self.replay.read("pixels", start, min(start + chunk, len(self.replay))).to(self.device)
                 parts.append(torch.cat(self.vae.encode(frames), -1).float())
-            self.latents = torch.cat(parts)
-        return self.latents
+            latents = self.latents = torch.cat(parts)
+        return latents
 
     def mdn_batch(self, cached: bool = True) -> dict[str, torch.Tensor]:
         """A (B, T) replay batch for M on this module's device: V's ``latent`` of each frame from
@@ -242,7 +260,7 @@ class WorldModels(RLModule):
     def dream_fitness(self, params: torch.Tensor, seed: int) -> torch.Tensor:
         """Mean dream return of each candidate over ``rollouts`` start states and seeds shared by
         the whole population (common random numbers make candidates comparable)."""
-        m = self.cfg.model
+        m = self.config
         g = torch.Generator().manual_seed(seed)
         frames = self.replay.sample_first(m.rollouts, "pixels", g).to(self.device)
         mean, logvar = self.vae.encode(frames)
@@ -253,73 +271,68 @@ class WorldModels(RLModule):
         return returns.mean(1)
 
     def real_fitness(self, params: torch.Tensor) -> torch.Tensor:
-        """Mean return of each candidate over ``rollouts`` real episodes. The P x R episodes are
-        dealt to ``env_workers`` environments stepped together (worker processes); every step
-        batches all workers through V, M and C at once, each worker with its candidate's C.
+        """Mean return of each candidate over ``rollouts`` real episodes, played by ``env_workers``
+        environments stepped together (data/population.py), V, M and C batched over the workers.
         The agent steps count towards the budget."""
-        m = self.cfg.model
+        m = self.config
         if self.batched_env is None:
             from lightning_dreamer.envs import make_batched_env
 
-            object.__setattr__(self, "batched_env", make_batched_env(self.cfg.env, m.env_workers, self.cfg.run.seed + 2_000_000))
-        env, workers = self.batched_env, m.env_workers
-        jobs = [(p, r) for p in range(params.shape[0]) for r in range(m.rollouts)]
-        returns = torch.zeros(params.shape[0], m.rollouts)
-        episode_return = torch.zeros(workers)
-        state = self.mdnrnn.initial(workers, self.device)
-        queue = iter(range(len(jobs)))
-        job = [next(queue, -1) for _ in range(workers)]
+            object.__setattr__(self, "batched_env", make_batched_env(self.run_config.env, m.env_workers,
+                                                                     self.run_config.run.seed + 2_000_000))
         params = params.to(self.device)
-        td = env.reset()
+
+        def policy(pixels, candidate, state):
+            mean, _ = self.vae.encode(pixels.to(self.device))
+            action = self.controller.act(params[candidate.to(self.device)], torch.cat([mean, state[0]], -1).unsqueeze(1))[:, 0]
+            return self.collector.to_env(action.float().cpu()), self.mdnrnn.step(mean, action, state)
+
+        def reset_worker(state, w):
+            state[0][w] = 0
+            state[1][w] = 0
+
         with torch.no_grad():
-            while any(j >= 0 for j in job):
-                active = torch.tensor([j >= 0 for j in job])
-                mean, _ = self.vae.encode(td["pixels"].to(self.device))
-                candidate = torch.tensor([jobs[j][0] if j >= 0 else 0 for j in job], device=self.device)
-                action = self.controller.act(params[candidate], torch.cat([mean, state[0]], -1).unsqueeze(1))[:, 0]
-                state = self.mdnrnn.step(mean, action, state)
-                td["action"] = self.collector.to_env(action.float().cpu())
-                out, td = env.step_and_maybe_reset(td)
-                episode_return += out["next", "reward"].reshape(workers).float() * active
-                self.policy_steps += int(active.sum())
-                done = out["next", "done"].reshape(workers)
-                for w in torch.nonzero(done & active).flatten().tolist():
-                    returns[jobs[job[w]]] = episode_return[w]
-                    episode_return[w] = 0
-                    state[0][w] = 0
-                    state[1][w] = 0
-                    job[w] = next(queue, -1)
+            returns, steps = play_population(self.batched_env, m.env_workers, params.shape[0], m.rollouts, policy,
+                                             self.mdnrnn.initial(m.env_workers, self.device), reset_worker)
+        self.policy_steps += steps
         return returns.mean(1)
 
+    @property
+    def search(self) -> cma.CMAEvolutionStrategy:
+        """The run's CMA-ES search (made by attach_run, restored from checkpoints)."""
+        if self.es is None:
+            raise RuntimeError("World Models has no CMA-ES search before a run is attached (attach_run)")
+        return self.es
+
     def controller_generation(self) -> dict[str, float]:
-        m = self.cfg.model
-        candidates = self.es.ask()
+        m = self.config
+        es = self.search
+        candidates = es.ask()
         params = torch.tensor(np.stack(candidates), dtype=torch.float32)
         if m.dream:
-            fitness = self.dream_fitness(params, seed=self.cfg.run.seed * 1_000_003 + self.generation * 7919)
+            fitness = self.dream_fitness(params, seed=self.run_config.run.seed * 1_000_003 + self.generation * 7919)
         else:
             fitness = self.real_fitness(params)
-        self.es.tell(candidates, (-fitness.double()).tolist())  # cma minimises
-        self.controller_params.copy_(torch.as_tensor(self.es.result.xfavorite, dtype=torch.float32))
+        es.tell(candidates, (-fitness.double()).tolist())  # cma minimises
+        self.controller_params.copy_(torch.as_tensor(es.result.xfavorite, dtype=torch.float32))
         self.generation += 1
         self.stage_best = max(self.stage_best, float(fitness.max()))
         return {"cma/fitness_mean": float(fitness.mean()), "cma/fitness_max": float(fitness.max()),
-                "cma/best": self.stage_best, "cma/sigma": float(self.es.sigma),
+                "cma/best": self.stage_best, "cma/sigma": float(es.sigma),
                 "cma/generation": float(self.generation)}
 
     def training_step(self, batch, batch_idx):
-        m = self.cfg.model
+        m = self.config
         logs: dict[str, float | torch.Tensor] = {}
         if self.stage == "vae":
             opt = self.optimizers()[0]
             losses = self.vae_losses(self.replay.sample_steps(m.vae_batch, "pixels").to(self.device))
-            self.optimise(opt, losses["vae_rec"] + losses["vae_kl"], 0.0)
+            self.optimise(opt, total_loss(losses, self.vae_scales), 0.0)
             logs = {f"loss/{k}": v.detach() for k, v in losses.items()}
         elif self.stage == "mdn":
             opt = self.optimizers()[1]
             losses = self.mdn_losses(self.mdn_batch())
-            self.optimise(opt, losses["mdn_nll"] + m.reward_scale * losses["mdn_reward"] + m.done_scale * losses["mdn_done"],
-                          m.mdn_grad_clip)
+            self.optimise(opt, total_loss(losses, self.mdn_scales), m.mdn_grad_clip)
             logs = {f"loss/{k}": v.detach() for k, v in losses.items()}
         elif self.stage == "controller":
             logs = self.controller_generation()
@@ -351,7 +364,7 @@ class WorldModels(RLModule):
         for t in range(steps - 1):
             state = self.mdnrnn.step(mean[:, t] if t < context else z, b["action"][:, t + 1].float(), state)
             logpi, mu, logstd, _, _ = self.mdnrnn.heads(state[0])
-            z = self.mdnrnn.sample(logpi, mu, logstd, self.cfg.model.temperature, torch.rand_like(mean[:, 0]), torch.randn_like(mean[:, 0]))
+            z = self.mdnrnn.sample(logpi, mu, logstd, self.config.temperature, torch.rand_like(mean[:, 0]), torch.randn_like(mean[:, 0]))
             dream.append(recon[:, t + 1] if t + 1 < context else self.vae.decode(z))
         truth = b["pixels"].float() / 255.0
         video = torch.cat([truth, recon, torch.stack(dream, 1)], -2)  # (N, T, C, 3H, W)

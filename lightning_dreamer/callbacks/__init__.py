@@ -200,17 +200,18 @@ def requeue_slurm_job(pl_module) -> None:
 class _EveryEnvSteps(Callback):
     def __init__(self, every: int):
         self.every = every
-        self.next = None
+        self.next: int | None = None
 
     def due(self, pl_module) -> bool:
         if not self.every:
             return False
-        if self.next is None:
-            self.next = (pl_module.env_steps // self.every + 1) * self.every
-        if pl_module.env_steps < self.next:
+        following = self.next if self.next is not None else (pl_module.env_steps // self.every + 1) * self.every
+        if pl_module.env_steps < following:
+            self.next = following
             return False
-        while self.next <= pl_module.env_steps:
-            self.next += self.every
+        while following <= pl_module.env_steps:
+            following += self.every
+        self.next = following
         return True
 
 
@@ -235,10 +236,10 @@ class EvalCallback(_EveryEnvSteps):
         from lightning_dreamer.envs import make_env
 
         if self.env is None:
-            self.env = make_env(pl_module.cfg.env, seed=pl_module.cfg.run.seed + 10**6)
+            self.env = make_env(pl_module.run_config.env, seed=pl_module.run_config.run.seed + 10**6)
         returns, _, _ = pl_module.evaluate(self.env, self.episodes)
         mean, std = float(np.mean(returns)), float(np.std(returns))
-        path = os.path.join(pl_module.cfg.run.dir, "eval.csv")
+        path = os.path.join(pl_module.run_config.run.dir, "eval.csv")
         new = not os.path.exists(path)
         with open(path, "a") as f:
             if new:
@@ -250,7 +251,7 @@ class EvalCallback(_EveryEnvSteps):
 
     def on_train_start(self, trainer, pl_module):
         # A resumed run: evaluations the stopped run made after its checkpoint are made again.
-        path = os.path.join(pl_module.cfg.run.dir, "eval.csv")
+        path = os.path.join(pl_module.run_config.run.dir, "eval.csv")
         if trainer.is_global_zero and os.path.exists(path):
             cut_rows(path, lambda row: int(row["env_steps"]) <= pl_module.env_steps)
 
@@ -275,7 +276,7 @@ class VideoCallback(_EveryEnvSteps):
 
     def _write(self, trainer, pl_module):
         video = pl_module.openloop_video(pl_module.replay.sample()).cpu()
-        path = write_video(os.path.join(pl_module.cfg.run.dir, "videos", f"openloop_{pl_module.env_steps}.mp4"), video)
+        path = write_video(os.path.join(pl_module.run_config.run.dir, "videos", f"openloop_{pl_module.env_steps}.mp4"), video)
         for logger in trainer.loggers:
             if type(logger).__name__ == "WandbLogger":
                 import wandb

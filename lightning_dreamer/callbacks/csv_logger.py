@@ -52,6 +52,6 @@ class AppendingCSVLogger(CSVLogger):
 
     @property
     def experiment(self) -> _AppendingWriter:
-        if self._experiment is None:
+        if not isinstance(self._experiment, _AppendingWriter):
             self._experiment = _AppendingWriter(self.log_dir, self.resume_step)
         return self._experiment

@@ -6,7 +6,7 @@ import math
 from collections.abc import Callable
 
 import torch
-from tensordict import TensorDict
+from tensordict import TensorDict, TensorDictBase
 from torchrl.data import OneHot
 
 # policy(obs, is_first, state) -> (action in [-1, 1] or one-hot, (1, A) float; new state)
@@ -50,7 +50,8 @@ class Collector:
         if hold < 1:
             raise ValueError(f"replay.prefill_hold must be >= 1, got {hold}")
         self.env, self.replay, self.obs_keys = env, replay, tuple(obs_keys)
-        self.hold, self.held, self.held_for = hold, None, 0
+        self.hold, self.held_for = hold, 0
+        self.held: torch.Tensor | None = None
         spec = env.action_spec
         self.discrete = isinstance(spec, OneHot)
         self.action_dim = spec.shape[-1]
@@ -59,8 +60,8 @@ class Collector:
             self.high = spec.space.high.float()
         self.action_dtype = spec.dtype
         self.generator = generator or torch.Generator().manual_seed(0)
-        self.td = None
-        self.agent_state = None
+        self.td: TensorDictBase | None = None  # the env's current step (None: reset before the next)
+        self.agent_state: object = None
         self.is_first = True
         self.episode_return = 0.0
         self.episode_length = 0
@@ -103,28 +104,29 @@ class Collector:
         )
         self.replay.add(entry)
 
-    def reset(self) -> None:
-        self.td = self.env.reset()
+    def reset(self) -> TensorDictBase:
+        td = self.env.reset()
+        self.td = td
         self.is_first = True
         self.episode_return, self.episode_length = 0.0, 0
-        self._write(self._observation(self.td), torch.zeros(self.action_dim), 0.0, True, False)
+        self._write(self._observation(td), torch.zeros(self.action_dim), 0.0, True, False)
+        return td
 
     def step(self, n: int, policy: Policy | None = None, frames: list | None = None) -> int:
         """Take ``n`` agent steps (random actions when ``policy`` is None). Returns n."""
         for _ in range(n):
-            if self.td is None:
-                self.reset()
-            obs = self._observation(self.td)
-            if frames is not None and "pixels" in self.td.keys():  # rendered even if the agent reads the state
-                frames.append(self.td["pixels"].clone())
+            td = self.td if self.td is not None else self.reset()
+            obs = self._observation(td)
+            if frames is not None and "pixels" in td.keys():  # rendered even if the agent reads the state
+                frames.append(td["pixels"].clone())
             if policy is None:
                 action = self.random_action()
             else:
                 batch_obs = {k: v.unsqueeze(0) for k, v in obs.items()}
                 action, self.agent_state = policy(batch_obs, torch.tensor([self.is_first]), self.agent_state)
                 action = action.detach().float().cpu()
-            self.td["action"] = self.to_env(action[0])
-            nxt = self.env.step(self.td)["next"]
+            td["action"] = self.to_env(action[0])
+            nxt = self.env.step(td)["next"]
             reward = float(nxt["reward"].sum())
             terminated = bool(nxt["terminated"].any())
             done = bool(nxt["done"].any())

@@ -23,13 +23,15 @@ from tensordict import TensorDict
 from torch.utils.data import IterableDataset
 from torchrl.data import LazyMemmapStorage, SliceSampler, TensorDictReplayBuffer
 
-from lightning_dreamer.config import UserError
+from lightning_dreamer.errors import UserError
 from lightning_dreamer.files import crash_point, fsync_dir, torch_save_synced
 
 META = "lightning_dreamer.pt"  # the file of a saved copy that describes it
 
 
 class Replay:
+    """Sequence replay of one rank (see the module docstring): add steps, sample ``(B, T)`` slices, save/load."""
+
     def __init__(self, capacity: int, batch_size: int, seq_len: int, scratch_dir: str | None = None):
         self.capacity, self.batch_size, self.seq_len = capacity, batch_size, seq_len
         self.buffer = TensorDictReplayBuffer(

@@ -9,15 +9,17 @@ Every environment returned has the same interface, whatever the suite:
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import os
+from typing import cast
 
 os.environ.setdefault("MUJOCO_GL", "egl")  # headless rendering for dm_control
 
 import torch  # noqa: E402
 from torchrl.envs import CatTensors, DTypeCastTransform, ExcludeTransform, RenameTransform, StepCounter, TransformedEnv  # noqa: E402
 
-from lightning_dreamer.config import ConfigError  # noqa: E402
+from lightning_dreamer.errors import ConfigError  # noqa: E402
 from lightning_dreamer.envs.transforms import ActionRepeat, ImageTransform, RenderDMC, StickyActions  # noqa: E402
 
 SUITES = ("dmc", "atari", "gym")
@@ -184,8 +186,9 @@ def make_batched_env(cfg, workers: int, seed: int = 0):
     from omegaconf import OmegaConf
     from torchrl.envs import ParallelEnv, SerialEnv
 
-    env = OmegaConf.to_container(cfg, resolve=True)
-    fn = functools.partial(_make_env_from_dict, env)
+    env = dataclasses.asdict(cfg) if dataclasses.is_dataclass(cfg) and not isinstance(cfg, type) \
+        else OmegaConf.to_container(cfg, resolve=True)
+    fn = functools.partial(_make_env_from_dict, cast(dict, env))
     kwargs = [{"seed": seed + i} for i in range(workers)]
     if workers > 1:
         return ParallelEnv(workers, fn, create_env_kwargs=kwargs, num_sub_threads=1, mp_start_method="spawn")

@@ -8,17 +8,22 @@ from the ALE's own palette, so no RGB frame is copied when ``grayscale`` is set.
 
 from __future__ import annotations
 
+from typing import Any
+
 import gymnasium as gym
 import numpy as np
 
 
 class ALEActionRepeat(gym.Wrapper):
+    """Action repeat inside the ALE (rewards summed), with the max over the last two screens (flicker)."""
+
     def __init__(self, env: gym.Env, repeat: int, max_pool: bool, grayscale: bool):
         super().__init__(env)
         if repeat < 1:
             raise ValueError(f"action_repeat must be >= 1, got {repeat}")
-        self.ale = env.unwrapped.ale
-        self.action_set = env.unwrapped._action_set
+        ale_env: Any = env.unwrapped  # ale_py's AtariEnv: its emulator and the minimal action set
+        self.ale = ale_env.ale
+        self.action_set = ale_env._action_set
         self.repeat, self.max_pool, self.grayscale = repeat, max_pool, grayscale
         height, width = self.ale.getScreenDims()
         shape = (height, width) if grayscale else (height, width, 3)

@@ -17,6 +17,8 @@ from gymnasium import spaces
 
 
 class PointEnv(gym.Env):
+    """A point on a line that must reach a goal; image and vector observations (see the module docstring)."""
+
     metadata = {"render_modes": ["rgb_array"], "render_fps": 20}
 
     def __init__(self, discrete: bool = False, image_size: int = 64, render_mode: str | None = "rgb_array"):
@@ -62,4 +64,5 @@ class PointEnv(gym.Env):
 def register() -> None:
     for env_id, discrete in (("lightning_dreamer/Point-v0", False), ("lightning_dreamer/PointDiscrete-v0", True)):
         if env_id not in gym.envs.registry:
-            gym.register(env_id, entry_point=PointEnv, kwargs={"discrete": discrete}, max_episode_steps=100)
+            gym.register(env_id, entry_point="lightning_dreamer.envs.point:PointEnv", kwargs={"discrete": discrete},
+                         max_episode_steps=100)

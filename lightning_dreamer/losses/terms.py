@@ -31,11 +31,15 @@ def loss_scales_for(configured: Mapping[str, float], expected: set[str], allowed
 
 
 def total_loss(losses: Mapping[str, torch.Tensor], scales: Mapping[str, float]) -> torch.Tensor:
-    """``sum(losses[k].mean() * scales[k])`` after checking that every term has a scale."""
-    missing = sorted(set(losses) - set(scales))
-    if missing:
-        raise KeyError(f"loss terms without a configured scale: {missing}; configured: {sorted(scales)}")
-    return sum(v.float().mean() * scales[k] for k, v in losses.items())
+    """``sum(losses[k].mean() * scales[k])`` after checking that the terms are exactly the scaled
+    ones: a term without a scale, or a scale whose term was never computed, is an error."""
+    if set(losses) != set(scales):
+        raise KeyError(f"loss terms {sorted(losses)} differ from the scaled terms {sorted(scales)} "
+                       f"(unscaled: {sorted(set(losses) - set(scales))}, never computed: {sorted(set(scales) - set(losses))})")
+    total = torch.zeros(())
+    for k, v in losses.items():
+        total = total + v.float().mean() * scales[k]
+    return total
 
 
 def actor_loss(log_prob, entropy, returns, baseline, weight, reinforce: float, entropy_scale: float):

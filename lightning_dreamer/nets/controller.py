@@ -15,6 +15,9 @@ from lightning_dreamer.nets.mdnrnn import MDNRNN
 
 
 class LinearController:
+    """World Models' C (Ha & Schmidhuber 2018): ``a = tanh(W [z, h] + b)`` (argmax one-hot if discrete),
+    its parameters a flat vector that CMA-ES searches; ``act`` evaluates a whole population at once."""
+
     def __init__(self, in_dim: int, action_dim: int, discrete: bool = False):
         self.in_dim, self.action_dim, self.discrete = in_dim, action_dim, discrete
         self.num_params = action_dim * in_dim + action_dim

@@ -18,6 +18,9 @@ LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
 
 
 class MDNRNN(nn.Module):
+    """World Models' M (Ha & Schmidhuber 2018): an LSTM over ``[z_t, a_t+1]`` whose mixture-density head
+    predicts ``z_t+1`` (``mixtures`` Gaussians per latent dimension), with reward and episode-end heads."""
+
     def __init__(self, z_dim: int = 32, action_dim: int = 3, hidden: int = 256, mixtures: int = 5):
         super().__init__()
         self.z_dim, self.action_dim, self.hidden, self.mixtures = z_dim, action_dim, hidden, mixtures

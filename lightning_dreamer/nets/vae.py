@@ -15,6 +15,8 @@ from lightning_dreamer.nets.blocks import ConvDecoder, ConvEncoder
 
 
 class ConvVAE(nn.Module):
+    """World Models' V (Ha & Schmidhuber 2018): a convolutional VAE from 64x64 frames to ``z_dim`` latents."""
+
     def __init__(self, channels: int = 3, z_dim: int = 32, depth: int = 32, act: str = "relu"):
         super().__init__()
         self.z_dim = z_dim

@@ -1,0 +1,224 @@
+"""The Dreamer core: what Dreamer V1 (Hafner et al. 2020, "Dream to Control") and V2 (Hafner et al.
+2021, "Mastering Atari with Discrete World Models") share.
+
+Both learn a world model (nets/world_model.py: encoders, RSSM, decoders, reward and continuation
+heads) from replayed ``(B, T)`` sequences, and an actor and a value function inside it, on imagined
+trajectories that start from every posterior state of the batch. One update is three optimiser
+steps: world model, actor, value. What differs lives in dreamer_v1.py and dreamer_v2.py, the way a
+diff of the two papers reads: the latent (``make_latent``), the KL term (``kl_loss``), the actor's
+distribution (``policy_dist``) and objective (``actor_objective``), the value target network
+(``target_value``, ``after_update``), exploration (``explore``) and the optimiser (``optimizer``).
+
+Time indices of one imagined trajectory (losses/returns.py has the λ-return's own diagram)::
+
+    states:   [s0] -> [s1] -> ... -> [sH]       feats (H+1, N, F), s0 = a posterior state
+    actions:     a0      a1  ...  aH-1          actions (H, N, A); a_t leads from s_t to s_t+1
+    rewards:         r1      r2  ...  rH        reward of arriving at s_t+1, paired with a_t
+    returns:   R0      R1    ...  RH-1          the actor at s_t and the value v(s_t) learn R_t
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+
+from lightning_dreamer.algos.base import RLModule
+from lightning_dreamer.losses import critic_loss, lambda_return, loss_scales_for, total_loss, trajectory_weights
+from lightning_dreamer.nets.blocks import ACTIVATIONS, MLP, frozen
+from lightning_dreamer.nets.rssm import RSSM
+from lightning_dreamer.nets.world_model import REWARD_TRANSFORMS, WorldModel
+
+# World-model loss terms a Dreamer may have (which ones an agent has depends on its observations
+# and on model.pred_discount); model.loss_scales holds a scale for each.
+LOSS_TERMS = ("kl", "image", "state", "reward", "discount")
+
+
+@dataclass
+class DreamerConfig:
+    """The model options V1 and V2 share; each paper's config (dreamer_v1.py, dreamer_v2.py) adds its
+    own and sets its defaults. Defaults here are both papers' DMC settings where they agree."""
+
+    # --- world model: GRU state (deter), hidden layer, stochastic latent size, activation
+    deter: int = 200
+    hidden: int = 200
+    stoch: int = 32
+    act: str = "elu"
+    # Conv encoder/decoder depth multiplier.
+    cnn_depth: int = 48
+    # Units and hidden layers of the MLPs (state encoder/decoder and, unless set apart, the heads).
+    mlp_units: int = 400
+    mlp_layers: int = 4
+    # --- world-model loss
+    # Predict episode ends with a continuation/discount head (the papers' Atari runs; off for DMC).
+    pred_discount: bool = False
+    # Transform rewards before the reward head learns them: "identity" or "tanh" (Atari).
+    reward_transform: str = "identity"
+    # Free nats: the KL term is max(KL, kl_free).
+    kl_free: float = 1.0
+    # A scale for each world-model loss term (LOSS_TERMS); the agent's active terms must all have one.
+    loss_scales: dict[str, float] = field(
+        default_factory=lambda: {"kl": 1.0, "image": 1.0, "state": 1.0, "reward": 1.0, "discount": 1.0}
+    )
+    # --- behaviour: imagination horizon, discount, lambda of the λ-returns, actor entropy bonus and min std
+    horizon: int = 15
+    discount: float = 0.99
+    lambda_: float = 0.95
+    actor_entropy: float = 1e-4
+    actor_min_std: float = 0.1
+    # --- optimisation: world model and actor learning rates, Adam epsilon, weight decay, norm clipping
+    model_lr: float = 3e-4
+    actor_lr: float = 8e-5
+    adam_eps: float = 1e-5
+    weight_decay: float = 1e-6
+    grad_clip: float = 100.0
+
+    LIMITS: ClassVar[dict] = {
+        "deter": ">=1", "hidden": ">=1", "stoch": ">=1", "act": tuple(ACTIVATIONS), "cnn_depth": ">=1",
+        "mlp_units": ">=1", "mlp_layers": ">=0", "reward_transform": REWARD_TRANSFORMS, "kl_free": ">=0",
+        "loss_scales": ">=0", "horizon": ">=1", "discount": "(0,1]", "lambda_": "[0,1]", "actor_entropy": ">=0",
+        "actor_min_std": ">=0", "model_lr": ">0", "actor_lr": ">0", "adam_eps": ">0", "weight_decay": ">=0",
+        "grad_clip": ">=0",
+    }
+
+
+class Dreamer(RLModule):
+    """World model + actor + value trained in imagination; subclasses hold the paper's differences."""
+
+    # Name of the value loss term: "critic" (V2) or "value" (V1), logged as loss/<name>.
+    VALUE_TERM: ClassVar[str] = "value"
+
+    # ------------------------------------------------------------------ networks
+    def build(self) -> None:
+        m = self.config
+        self.world_model = WorldModel(
+            self.obs_shapes, self.action_dim, self.make_latent(), deter=m.deter, hidden=m.hidden, cnn_depth=m.cnn_depth,
+            mlp_units=m.mlp_units, mlp_layers=m.mlp_layers, act=m.act, pred_discount=m.pred_discount,
+            reward_transform=m.reward_transform, **self.world_model_options())
+        feat = self.world_model.rssm.feat_dim
+        actor_layers, value_layers = self.head_layers()
+        self.actor = MLP(feat, self.action_dim * (1 if self.discrete else 2), m.mlp_units, actor_layers, m.act)
+        self.critic = MLP(feat, 1, m.mlp_units, value_layers, m.act)
+        self.loss_scales = loss_scales_for(m.loss_scales, {"kl"} | self.world_model.loss_terms(), LOSS_TERMS)
+        self.behaviour_terms = {"actor", self.VALUE_TERM}
+
+    def make_latent(self):
+        raise NotImplementedError
+
+    def world_model_options(self) -> dict[str, Any]:
+        """Keyword arguments of WorldModel beyond the shared sizes."""
+        return {}
+
+    def head_layers(self) -> tuple[int, int]:
+        """Hidden layers of the actor and of the value network."""
+        return self.config.mlp_layers, self.config.mlp_layers
+
+    @property
+    def rssm(self) -> RSSM:
+        return self.world_model.rssm
+
+    def optimizer(self, params, lr: float) -> torch.optim.Optimizer:
+        raise NotImplementedError
+
+    def value_lr(self) -> float:
+        """Learning rate of the value network (its config key differs between the papers)."""
+        raise NotImplementedError
+
+    def configure_optimizers(self):
+        m = self.config
+        return [self.optimizer(self.world_model.parameters(), m.model_lr), self.optimizer(self.actor.parameters(), m.actor_lr),
+                self.optimizer(self.critic.parameters(), self.value_lr())]
+
+    def policy_dist(self, feat: torch.Tensor):
+        raise NotImplementedError
+
+    def encode(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.world_model.encode(obs)
+
+    def openloop_video(self, batch, context: int = 5, count: int = 4) -> torch.Tensor:
+        """Real | predicted | error frames as uint8 (T, 3H, count*W, C); see the world model."""
+        return self.world_model.openloop_video(batch, context, count)
+
+    # ------------------------------------------------------------------ acting
+    def explore(self, action: torch.Tensor) -> torch.Tensor:
+        """Exploration on top of a sampled action while collecting (V2: none, the sample is it)."""
+        return action
+
+    @torch.no_grad()
+    def act(self, obs, is_first, state, explore: bool = True):
+        """One filtering step and an action. ``state`` is (latent, previous action) or None."""
+        latent = self.world_model.filter_step(obs, is_first, state)
+        dist = self.policy_dist(self.rssm.feat(latent))
+        action = self.explore(dist.sample()) if explore else dist.mode()
+        return action, (latent, action)
+
+    # ------------------------------------------------------------------ learning
+    def kl_loss(self, post: dict, prior: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        """(the KL loss term, the KL value for logging) of posterior and prior."""
+        raise NotImplementedError
+
+    def world_model_losses(self, batch):
+        """Posterior states, the (B, T) loss dict of the world model, and metrics."""
+        post, prior = self.world_model.observe(batch)
+        losses = self.world_model.prediction_losses(self.rssm.feat(post), batch)
+        losses["kl"], kl_value = self.kl_loss(post, prior)
+        return post, losses, {"kl": kl_value}
+
+    def imagine(self, start: dict[str, torch.Tensor]):
+        """Feats (H+1, N, F) of s0..sH and actions (H, N, A) of the policy in the model."""
+        return self.world_model.imagine(start, lambda feat: self.policy_dist(feat).rsample(), self.config.horizon)
+
+    def target_value(self, feats: torch.Tensor) -> torch.Tensor:
+        """The value network whose estimates bootstrap the λ-returns (V1: the value itself)."""
+        return self.critic(feats)
+
+    def actor_objective(self, feats, actions, returns, value, weight) -> tuple[torch.Tensor, torch.Tensor]:
+        """(the actor loss, the policy entropy per imagined state)."""
+        raise NotImplementedError
+
+    def behaviour_losses(self, post, is_terminal):
+        """The actor and value losses on trajectories imagined from every posterior state, and metrics.
+
+        The world model and the value network are frozen for the actor's pass: gradients flow
+        through them to the actor (dynamics backprop) but do not change them."""
+        m = self.config
+        start, start_cont = self.world_model.imagination_starts(post, is_terminal)
+        with frozen(self.world_model), frozen(self.critic):
+            feats, actions = self.imagine(start)
+            reward, cont = self.world_model.predicted_reward_and_continuation(feats[1:], m.discount)
+            value = self.target_value(feats).squeeze(-1).float()
+            returns = lambda_return(reward, value[1:], cont, m.lambda_)
+            weight = trajectory_weights(cont, start_cont).detach()
+            a_loss, entropy = self.actor_objective(feats, actions, returns, value, weight)
+        c_loss = critic_loss(self.critic(feats[:-1].detach()).squeeze(-1), returns, weight).mean()
+        losses = {"actor": a_loss, self.VALUE_TERM: c_loss}
+        if set(losses) != self.behaviour_terms:
+            raise KeyError(f"behaviour losses {sorted(losses)} differ from this agent's terms {sorted(self.behaviour_terms)}")
+        metrics = {"imag/return": returns.mean().detach(), "imag/reward": reward.mean().detach(),
+                   "imag/value": value.mean().detach(), "actor/entropy": entropy.mean().detach()}
+        return losses, metrics
+
+    def after_update(self) -> None:
+        """Called after each update's three optimiser steps (V2: the target critic)."""
+
+    def update_logs(self) -> dict[str, Any]:
+        """Scalars of this algorithm to log with every update's losses."""
+        return {}
+
+    def training_step(self, batch, batch_idx):
+        m = self.config
+        opt_model, opt_actor, opt_value = self.optimizers()
+        post, losses, metrics = self.world_model_losses(batch)
+        model_loss = total_loss(losses, self.loss_scales)
+        self.optimise(opt_model, model_loss, m.grad_clip)
+        behaviour, behaviour_metrics = self.behaviour_losses(post, batch["is_terminal"])
+        self.optimise(opt_actor, behaviour["actor"], m.grad_clip)
+        self.optimise(opt_value, behaviour[self.VALUE_TERM], m.grad_clip)
+        self.after_update()
+        logs = {f"loss/{k}": v.detach().float().mean() for k, v in losses.items()}
+        logs.update({f"loss/{k}": v.detach() for k, v in behaviour.items()})
+        logs.update({"loss/model": model_loss.detach(), "kl/value": metrics["kl"].mean(), **behaviour_metrics,
+                     **self.update_logs()})
+        self.log_update(logs)
+        return model_loss.detach()

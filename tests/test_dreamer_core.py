@@ -1,0 +1,92 @@
+"""What V1 and V2 share through the Dreamer core (algos/dreamer.py), tested once for both."""
+
+import dataclasses
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from conftest import ROOT, fake_batch, make_agent
+
+DISCOUNT = ["model.pred_discount=true", "model.loss_scales={kl: 1, image: 1, state: 1, reward: 1, discount: 1}"]
+CASES = [  # (algorithm, overrides): continuous and discrete actions, and V2's two actor gradients
+    ("dreamer_v1", ["env.name=lightning_dreamer/Point-v0"]),
+    ("dreamer_v1", ["env.name=lightning_dreamer/PointDiscrete-v0"]),
+    ("dreamer_v2", ["model.actor_reinforce=0.0"]),
+    ("dreamer_v2", ["model.actor_reinforce=1.0"]),
+    ("dreamer_v2", ["env.name=lightning_dreamer/PointDiscrete-v0"]),
+]
+
+
+@pytest.mark.parametrize("algo, overrides", CASES, ids=lambda x: x if isinstance(x, str) else "-".join(x))
+def test_actor_gradient_reaches_the_actor_not_the_world_model_or_value(algo, overrides):
+    agent = make_agent(algo, *overrides, *DISCOUNT)
+    batch = fake_batch(agent)
+    post, losses, _ = agent.world_model_losses(batch)
+    assert set(losses) == {"kl", "image", "state", "reward", "discount"} and all(v.shape == (3, 6) for v in losses.values())
+    agent.zero_grad()
+    behaviour, _ = agent.behaviour_losses(post, batch["is_terminal"])
+    assert set(behaviour) == {"actor", agent.VALUE_TERM}
+    behaviour["actor"].backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in agent.actor.parameters())
+    assert all(p.grad is None for p in agent.world_model.parameters()), "actor loss leaked into the world model"
+    assert all(p.grad is None for p in agent.critic.parameters()), "actor loss leaked into the value network"
+    assert all(p.requires_grad for p in [*agent.world_model.parameters(), *agent.critic.parameters()]), "left frozen"
+    behaviour[agent.VALUE_TERM].backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in agent.critic.parameters())
+    assert all(p.grad is None for p in agent.world_model.parameters())
+
+
+@pytest.mark.parametrize("algo", ["dreamer_v1", "dreamer_v2", "world_models"])
+def test_the_agent_builds_from_its_spec_and_config_alone(algo):
+    """No environment, no run config: the agent saves exactly its spec and model config, and an
+    agent rebuilt from those hyperparameters holds the same weights."""
+    trained = make_agent(algo)
+    hparams = dict(trained.hparams)
+    assert set(hparams) == {"spec"} | {f.name for f in dataclasses.fields(trained.config)}
+    rebuilt = type(trained)(**hparams)
+    rebuilt.load_state_dict(trained.state_dict())
+    assert rebuilt.run_cfg is None and rebuilt.spec == trained.spec
+    for key, value in trained.state_dict().items():
+        assert torch.equal(value, rebuilt.state_dict()[key])
+
+
+def test_total_loss_needs_exactly_the_scaled_terms():
+    from lightning_dreamer.losses import total_loss
+
+    one = torch.ones(2, 3)
+    assert total_loss({"kl": one, "image": 2 * one}, {"kl": 0.5, "image": 1.0}).item() == pytest.approx(2.5)
+    with pytest.raises(KeyError, match="unscaled: \\['image'\\]"):
+        total_loss({"kl": one, "image": one}, {"kl": 1.0})
+    with pytest.raises(KeyError, match="never computed: \\['reward'\\]"):
+        total_loss({"kl": one}, {"kl": 1.0, "reward": 1.0})
+
+
+@pytest.mark.slow
+def test_building_an_agent_imports_no_simulator_and_builds_no_env():
+    """``DreamerV2(spec, **cfg)`` in a fresh process: dm_control and the ALE stay unimported, and
+    make_env (made to fail) is never called."""
+    code = """
+import sys
+import lightning_dreamer.envs as envs
+def refuse(*args, **kwargs):
+    raise AssertionError("an environment was built")
+envs.make_env = refuse
+import lightning_dreamer.algos.base as base
+base.make_env = refuse
+from lightning_dreamer.algos.dreamer_v2 import DreamerV2
+from lightning_dreamer.algos.dreamer_v1 import DreamerV1
+from lightning_dreamer.algos.world_models import WorldModels
+from lightning_dreamer.spec import EnvSpec
+spec = EnvSpec(obs_shapes={"pixels": (3, 64, 64)}, action_dim=1, discrete=False, action_low=(-1.0,), action_high=(1.0,))
+for algo in (DreamerV2, DreamerV1, WorldModels):
+    agent = algo(spec, **({"deter": 32, "hidden": 32, "cnn_depth": 4, "mlp_units": 32} if algo is not WorldModels else {"z_dim": 4}))
+loaded = [m for m in ("dm_control", "ale_py") if m in sys.modules]  # (torchrl.envs imports mujoco itself)
+assert not loaded, loaded
+print("ok")
+"""
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr[-2000:]
