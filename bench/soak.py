@@ -30,9 +30,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIGS = {"dreamer_v2": "configs/tiny_point.yaml", "dreamer_v1": "configs/tiny_point_v1.yaml",
            "world_models": "configs/tiny_point_wm.yaml"}
 EXTRA = {"dreamer_v2": ["run.checkpoint_every=10"], "dreamer_v1": ["run.checkpoint_every=10"],
-         # World Models: a stage machine long enough to be killed in every stage.
-         "world_models": ["run.checkpoint_every=3", "model.iterations=3", "model.vae_updates=20",
-                          "model.mdn_updates=20", "model.generations=6", "model.collect_steps=60"]}
+         # World Models: a stage machine long enough to be killed in every stage many times over.
+         "world_models": ["run.checkpoint_every=3", "model.iterations=8", "model.vae_updates=40",
+                          "model.mdn_updates=40", "model.generations=12", "model.collect_steps=100"]}
 POINTS = ("replay_chunk", "replay_done", "checkpoint_tmp", "checkpoint_done")
 QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false", "run.threads=1",
          "run.eval_every=0"]

@@ -172,3 +172,40 @@ def test_failing_side_jobs_do_not_end_the_run(tmp_path, capsys, monkeypatch):
     assert re.search(r"warning: evaluation failed at [\d,]+ env steps \(OSError: disk full\); training continues", out)
     assert "warning: logging to TensorBoardLogger failed (OSError: disk full); training continues" in out
     assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)["lightning_dreamer"]["policy_steps"] == 100
+
+
+@pytest.mark.slow
+def test_checkpoints_from_before_the_agent_run_split_still_load_and_resume(tmp_path):
+    import shutil
+
+    from lightning_dreamer.algos.dreamer_v2 import DreamerV2
+    from lightning_dreamer.checkpoint import agent_from_checkpoint
+
+    run = tmp_path / "run"
+    assert fit_cli("--config", TINY, f"run.dir={run}", "run.total_env_steps=80", *QUIET).returncode == 0
+    last = run / "checkpoints" / "last.ckpt"
+    ckpt = torch.load(last, weights_only=False)
+    agent = DreamerV2.load_from_checkpoint(str(last), map_location="cpu")  # Lightning's own API: spec + model only
+    assert agent.spec.obs_shapes == {"pixels": (3, 64, 64), "state": (3,)} and agent.run_cfg is None
+    # The format before the split: the whole run config as the only hyperparameter, no run_config
+    # entry, one flat replay copy and no generation.
+    state = ckpt["lightning_dreamer"]
+    ckpt["hyper_parameters"] = {"config": ckpt.pop("run_config")}
+    saved = run / "replay" / "saved-rank0"
+    (generation,) = os.listdir(saved)
+    for name in os.listdir(saved / generation):
+        shutil.move(str(saved / generation / name), str(saved / name))
+    os.rmdir(saved / generation)
+    for key in ("generation", "replay_steps", "log_step"):
+        state.pop(key)
+    torch.save(ckpt, last)
+    old = agent_from_checkpoint(torch.load(last, weights_only=False))
+    for key, value in agent.state_dict().items():
+        assert torch.equal(value, old.state_dict()[key])
+    evaluated = subprocess.run([sys.executable, "-m", "lightning_dreamer", "eval", "--ckpt", str(last), "--episodes", "1"],
+                               cwd=ROOT, env=env_with(), capture_output=True, text=True, timeout=300)
+    assert evaluated.returncode == 0 and "return over 1 episodes" in evaluated.stdout, evaluated.stderr[-2000:]
+    resumed = fit_cli("--ckpt_path", str(last), "run.total_env_steps=100", *QUIET)
+    assert resumed.returncode == 0 and "resumed: 80 env steps" in resumed.stdout, resumed.stderr[-2000:]
+    new, agent_steps, _ = saved_state(run)
+    assert new["policy_steps"] == 100 == agent_steps and "run_config" in torch.load(last, weights_only=False)

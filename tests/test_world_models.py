@@ -161,3 +161,35 @@ def test_m_trains_on_cached_latents_of_the_sampled_frames(tmp_path):
         assert len(agent.latent_table()) == len(agent.replay)
     finally:
         agent.on_fit_end()
+
+
+def test_the_loader_yields_what_each_stage_trains_on_and_a_stale_batch_is_replaced(tmp_path):
+    cfg = load_config([TINY_WM], [f"run.dir={tmp_path}"])
+    agent = build_agent(cfg)
+    agent.setup("fit")
+    try:
+        agent.collector.step(120, agent._policy)
+        batches = iter(agent.train_dataloader())
+        agent.stage = "vae"
+        frames = next(batches)
+        assert frames["stage"] == "vae" and frames["pixels"].shape == (cfg.model.vae_batch, 3, 64, 64)
+        agent.stage = "mdn"
+        seq = next(batches)
+        b, t = cfg.replay.batch_size, cfg.replay.seq_len
+        assert seq["stage"] == "mdn" and "pixels" not in seq and seq["index"].shape == (b, t)
+        with_latents = agent.with_latents(seq)
+        torch.testing.assert_close(with_latents["latent"], agent.latent_table()[seq["index"]])
+        assert {"latent", "action", "reward", "is_terminal"} <= set(with_latents)
+        agent.stage = "controller"
+        assert next(batches) == {"stage": "controller"}
+        # training_step replaces a batch fetched for the stage that has just ended.
+        agent.stage = "mdn"
+        trained_on = []
+        agent.optimizers = lambda: [None, None]
+        agent.optimise = lambda opt, loss, clip: trained_on.append(float(loss))
+        agent.mdn_losses = lambda batch: trained_on.append(sorted(batch)) or {k: torch.zeros(()) for k in agent.mdn_scales}
+        agent.log_update = lambda logs: None
+        agent.training_step(frames, 0)  # a V batch, while M trains
+        assert trained_on[0] == sorted({"action", "reward", "is_first", "is_terminal", "episode", "latent"})
+    finally:
+        agent.on_fit_end()

@@ -11,8 +11,9 @@ One fit runs the stages in order, one Trainer step per stage step, and repeats t
     iteration 0:  vae (vae_updates)  ->  mdn (mdn_updates)  ->  controller (generations)
     iteration i:  collect (collect_steps with C + noise)  ->  vae  ->  mdn  ->  controller
 
-V and M are ordinary gradient updates on replay batches; a controller step is one CMA-ES
-generation with no backward pass. The stage, its step, the iteration and the pickled CMA-ES
+V and M are ordinary gradient updates on the batches the dataloader yields for their stage
+(``stage_batch``: frames for V, sequences for M); a controller step is one CMA-ES generation with
+no backward pass. The stage, its step, the iteration and the pickled CMA-ES
 state are in the checkpoint, so every stage resumes after a kill. ``updates`` counts stage steps.
 """
 
@@ -206,9 +207,24 @@ class WorldModels(RLModule):
 
     # ------------------------------------------------------------------ learning
     def train_dataloader(self) -> DataLoader:
-        # Each stage samples what it needs from replay in training_step (frames for V, sequences
-        # for M, nothing for CMA-ES); the loader only paces the Trainer's steps.
-        return DataLoader(ReplayBatches(lambda: {"tick": torch.zeros(1)}), batch_size=None, num_workers=0)
+        return DataLoader(ReplayBatches(self.stage_batch), batch_size=None, num_workers=0)
+
+    def stage_batch(self) -> dict:
+        """What the current stage trains on, tagged ``stage``: frames drawn uniformly from replay for
+        V; for M, ``(B, T)`` sequences with each step's storage ``index`` (``with_latents`` then looks
+        up V's latents of those frames, in the table of the V that has just finished); the tag alone
+        for the controller (a CMA-ES generation is asked and told within its step: the next one
+        cannot be asked before this one is told) and for collection (on_train_batch_start).
+
+        The Trainer fetches one batch ahead, so the batch of the first step after a stage change
+        was drawn for the stage that ended; ``training_step`` then draws its own."""
+        if self.stage == "vae":
+            return {"stage": "vae", "pixels": self.replay.sample_steps(self.config.vae_batch, "pixels")}
+        if self.stage == "mdn":
+            batch = self.replay.sample(with_index=True)
+            batch.pop("pixels")
+            return {"stage": "mdn", **batch}
+        return {"stage": self.stage}
 
     def vae_losses(self, frames: torch.Tensor) -> dict[str, torch.Tensor]:
         """V's ELBO terms on uint8 frames ``(N, C, H, W)``."""
@@ -229,20 +245,33 @@ class WorldModels(RLModule):
             latents = self.latents = torch.cat(parts)
         return latents
 
+    def with_latents(self, batch: dict) -> dict[str, torch.Tensor]:
+        """An M batch with V's ``latent`` (mean and log-variance) of each step, by its storage
+        ``index``, from the table; its tensors on this module's device."""
+        out = {k: v.to(self.device) for k, v in batch.items() if isinstance(v, torch.Tensor) and k != "index"}
+        out["latent"] = self.latent_table()[batch["index"].to(self.device)]
+        return out
+
     def mdn_batch(self, cached: bool = True) -> dict[str, torch.Tensor]:
         """A (B, T) replay batch for M on this module's device: V's ``latent`` of each frame from
         the table (what training uses), or the frames themselves (``cached=False``)."""
         batch = self.replay.sample(with_index=True)
-        index = batch.pop("index")
         if cached:
             batch.pop("pixels")
-            batch["latent"] = self.latent_table()[index.to(self.device)]
+            return self.with_latents(batch)
+        batch.pop("index")
         return {k: v.to(self.device) for k, v in batch.items()}
 
     def mdn_losses(self, batch) -> dict[str, torch.Tensor]:
         """M on a (B, T) batch. Entry t holds x_t and the action that led to it, so M reads
         [z_t, a_{t+1}] and predicts z_{t+1}, the reward on arriving there and whether it is terminal.
-        The batch carries V's ``latent`` (mean and log-variance) of each frame, or its ``pixels``."""
+        The batch carries V's ``latent`` (mean and log-variance) of each frame, or its ``pixels``::
+
+            entries:    0      1      2    ...  T-1
+            z:         [z0]   [z1]   [z2]  ...  z_T-1      inputs z[:, :-1]
+            action:     a0    [a1]   [a2]  ... [a_T-1]     inputs action[:, 1:]  (a_t+1 leads z_t -> z_t+1)
+            targets:          [z1]   [z2]  ... [z_T-1]     z[:, 1:], reward[:, 1:], is_terminal[:, 1:]
+        """
         with torch.no_grad():
             if "latent" in batch:
                 mean, logvar = batch["latent"].chunk(2, -1)
@@ -324,14 +353,16 @@ class WorldModels(RLModule):
     def training_step(self, batch, batch_idx):
         m = self.config
         logs: dict[str, float | torch.Tensor] = {}
+        if batch.get("stage") != self.stage:  # fetched ahead, for the stage that has just ended
+            batch = self.stage_batch()
         if self.stage == "vae":
             opt = self.optimizers()[0]
-            losses = self.vae_losses(self.replay.sample_steps(m.vae_batch, "pixels").to(self.device))
+            losses = self.vae_losses(batch["pixels"].to(self.device))
             self.optimise(opt, total_loss(losses, self.vae_scales), 0.0)
             logs = {f"loss/{k}": v.detach() for k, v in losses.items()}
         elif self.stage == "mdn":
             opt = self.optimizers()[1]
-            losses = self.mdn_losses(self.mdn_batch())
+            losses = self.mdn_losses(self.with_latents(batch))
             self.optimise(opt, total_loss(losses, self.mdn_scales), m.mdn_grad_clip)
             logs = {f"loss/{k}": v.detach() for k, v in losses.items()}
         elif self.stage == "controller":
@@ -354,7 +385,11 @@ class WorldModels(RLModule):
     @torch.no_grad()
     def openloop_video(self, batch, context: int = 5, count: int = 4) -> torch.Tensor:
         """Real frames | V's reconstructions | the dream: M fed the first ``context`` frames and then
-        its own samples (temperature ``model.temperature``) under the recorded actions, decoded by V."""
+        its own samples (temperature ``model.temperature``) under the recorded actions, decoded by V::
+
+            step t:   M reads z_t (observed if t < context, else its own sample) and action[t+1]
+                      -> samples z_t+1 -> frame t+1 of the dream (observed frames up to context)
+        """
         b = {k: v[:count].to(self.device) for k, v in batch.items()}
         mean, _ = self.vae.encode(b["pixels"])
         recon = self.vae.decode(mean)

@@ -133,7 +133,12 @@ class WorldModel(nn.Module):
 
         The first ``context`` frames are reconstructions from observed frames (posterior);
         the rest are predicted open loop from the recorded actions alone. Returns uint8
-        ``(T, H*3, W*count, C)``.
+        ``(T, H*3, W*count, C)``::
+
+            frames:   x0 ... x_c-1 | x_c      x_c+1   ...        (c = context)
+            posterior: observed    |
+            prior:                 | a_c -> s_c -> ...           imagined from the last posterior state
+                                     with actions[:, c:] (entry t's action leads to x_t)
         """
         if "pixels" not in self.obs_shapes:
             raise ValueError("open-loop videos need pixel observations")
