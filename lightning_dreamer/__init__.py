@@ -2,3 +2,5 @@
 PyTorch Lightning and TorchRL."""
 
 __version__ = "0.1.0"
+
+from lightning_dreamer import zoo  # noqa: E402,F401 - ld.zoo.load(name): cheap (standard library only at import)

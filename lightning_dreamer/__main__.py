@@ -2,9 +2,11 @@
 
 fit     [--config A.yaml [--config preset.yaml ...]] [key=value | --key value ...]
         [--trainer.OPTION VALUE ...] [--ckpt_path PATH|last|auto] [--print_config]
-eval    --ckpt PATH [--episodes N] [--video FILE.mp4|.gif] [--seed S]
+        [--init zoo:NAME|PATH]  (start from these weights: fine-tuning)
+eval    --ckpt PATH|zoo:NAME [--episodes N] [--video FILE.mp4|.gif] [--seed S]
 compare NAME=RUN_DIR [NAME=RUN_DIR ...] [--budget N] [--marks N ...] [--baseline NAME=RETURN]
         [--svg FILE.svg]   (a table and learning curves from the runs' eval.csv)
+zoo     list   (the published agents: name, algorithm, env, score, env steps, size)
 doctor  what this machine can do (CPU features and precision, GPUs, rendering, ROMs, versions)
 algos   list the registered algorithms
 
@@ -123,9 +125,11 @@ def cmd_fit(args: argparse.Namespace, extra: list[str]) -> int:
         raise CLIError(f"{run_dir} already holds a run ({last}). Resume it with --ckpt_path last, "
                        "or choose another directory with run.dir=...")
 
+    if args.init and ckpt_path:
+        raise CLIError("--init starts a new run from given weights; --ckpt_path resumes one: give one of them")
     from lightning_dreamer.train import fit
 
-    module, trainer = fit(cfg, ckpt_path, ckpt=ckpt)
+    module, trainer = fit(cfg, ckpt_path, ckpt=ckpt, init=args.init)
     if module.stop_signal:
         if trainer.is_global_zero:
             print(f"stopped by {module.stop_signal} at {module.env_steps:,} env steps, {module.updates:,} updates; "
@@ -164,6 +168,7 @@ def cmd_eval(args: argparse.Namespace, extra: list[str]) -> int:
 
     from lightning_dreamer.algos.base import build_env
     from lightning_dreamer.callbacks import write_video
+    from lightning_dreamer import zoo
     from lightning_dreamer.checkpoint import agent_from_checkpoint, run_config_of
     from lightning_dreamer.loading import config_from_dict
 
@@ -175,11 +180,16 @@ def cmd_eval(args: argparse.Namespace, extra: list[str]) -> int:
         if not args.video.endswith((".mp4", ".gif")):
             raise CLIError(f"--video {args.video}: the file must end in .mp4 or .gif")
         _check_run_dir(os.path.dirname(os.path.abspath(args.video)))
-    ckpt = _load_checkpoint(args.ckpt)
-    cfg = config_from_dict(run_config_of(ckpt))
+    if args.ckpt.startswith(zoo.PREFIX):  # a published agent, by name
+        name = args.ckpt[len(zoo.PREFIX):]
+        cfg = config_from_dict(zoo.run_config(name))
+        module, updates = zoo.load(name), "zoo"
+    else:
+        ckpt = _load_checkpoint(args.ckpt)
+        cfg = config_from_dict(run_config_of(ckpt))
+        module, updates = agent_from_checkpoint(ckpt), ckpt.get("lightning_dreamer", {}).get("updates", "?")
     torch.set_num_threads(cfg.run.threads or (os.cpu_count() or 1))
     torch.manual_seed(args.seed)
-    module = agent_from_checkpoint(ckpt)
     env_cfg = cfg.env
     if args.video and cfg.env.obs == "state":
         # The agent reads the state vector; render frames beside it to record the episode.
@@ -189,7 +199,7 @@ def cmd_eval(args: argparse.Namespace, extra: list[str]) -> int:
     if args.video and "pixels" not in env.observation_spec.keys():
         raise CLIError(f"--video: env {cfg.env.suite}:{cfg.env.name} renders no frames to record")
     returns, lengths, frames = module.evaluate(env, args.episodes, record_first=bool(args.video))
-    print(f"{cfg.algo} on {cfg.env.suite}:{cfg.env.name} ({ckpt.get('lightning_dreamer', {}).get('updates', '?')} updates)")
+    print(f"{cfg.algo} on {cfg.env.suite}:{cfg.env.name} ({updates} updates)")
     print(f"return over {len(returns)} episodes: {np.mean(returns):.1f} ± {np.std(returns):.1f} "
           f"(min {np.min(returns):.1f}, max {np.max(returns):.1f}, mean length {np.mean(lengths):.0f})")
     if args.video:
@@ -213,6 +223,15 @@ def cmd_compare(args: argparse.Namespace, extra: list[str]) -> int:
     if args.svg:
         compare.write_atomically(args.svg, compare.svg(curves, budget, baselines, args.title))
         print(f"learning curves: {args.svg}")
+    return 0
+
+
+def cmd_zoo(args, extra) -> int:
+    from lightning_dreamer import zoo
+
+    if extra or args.action != "list":
+        raise CLIError(f"unexpected arguments for zoo: {' '.join([args.action, *extra])} (allowed: zoo list)")
+    print(zoo.table())
     return 0
 
 
@@ -240,8 +259,9 @@ def main(argv: list[str] | None = None) -> int:
     fit.add_argument("--ckpt_path", help="resume from this checkpoint; 'last': <run.dir>/checkpoints/last.ckpt; "
                      "'auto': resume it if it exists, else start (what a requeued SLURM job does by itself)")
     fit.add_argument("--print_config", action="store_true", help="print the merged config and exit")
+    fit.add_argument("--init", help="start from these weights (zoo:NAME or a checkpoint path): fine-tuning")
     ev = sub.add_parser("eval", help="play episodes with a trained checkpoint")
-    ev.add_argument("--ckpt", required=True)
+    ev.add_argument("--ckpt", required=True, help="a checkpoint path, or zoo:NAME (python -m lightning_dreamer zoo list)")
     ev.add_argument("--episodes", type=int, default=10)
     ev.add_argument("--video", help="write the first episode to this .mp4 or .gif")
     ev.add_argument("--seed", type=int, default=12345)
@@ -254,11 +274,14 @@ def main(argv: list[str] | None = None) -> int:
     cmp.add_argument("--title", default="evaluation return")
     sub.add_parser("algos", help="list registered algorithms")
     sub.add_parser("doctor", help="what this machine can do, each line ok or what to do")
+    zoo_parser = sub.add_parser("zoo", help="the published agents (zoo list)")
+    zoo_parser.add_argument("action", nargs="?", default="list")
     from lightning_dreamer.errors import UserError
 
     try:
         args, extra = parser.parse_known_args(argv)
-        commands = {"fit": cmd_fit, "eval": cmd_eval, "compare": cmd_compare, "algos": cmd_algos, "doctor": cmd_doctor}
+        commands = {"fit": cmd_fit, "eval": cmd_eval, "compare": cmd_compare, "algos": cmd_algos, "doctor": cmd_doctor,
+                    "zoo": cmd_zoo}
         return commands[args.command](args, extra)
     except (UserError, CLIError) as err:
         print(f"error: {err}", file=sys.stderr)

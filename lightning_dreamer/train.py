@@ -102,15 +102,15 @@ def _quiet() -> None:
             logger.addFilter(_not_noise)
 
 
-def _check_weights(module, state_dict: dict, path: str) -> None:
+def _check_weights(module, state_dict: dict, path: str, verb: str = "resume") -> None:
     """One line if the checkpoint's weights do not fit the module this config builds."""
     own = module.state_dict()
     for key in sorted(set(own) | set(state_dict)):
         if key not in own or key not in state_dict or own[key].shape != state_dict[key].shape:
             theirs = tuple(state_dict[key].shape) if key in state_dict else "absent"
             ours = tuple(own[key].shape) if key in own else "absent"
-            raise ConfigError(f"cannot resume {path}: its weights do not fit this config's model ({key}: checkpoint "
-                              f"{theirs}, config {ours}); resume with the model.* sizes it was trained with")
+            raise ConfigError(f"cannot {verb} {path}: its weights do not fit this config's model ({key}: checkpoint "
+                              f"{theirs}, config {ours}); use the model.* sizes it was trained with")
 
 
 def build_agent(cfg):
@@ -128,7 +128,17 @@ def build_agent(cfg):
     return module
 
 
-def fit(cfg, ckpt_path: str | None = None, callbacks=(), ckpt: dict | None = None):
+def initial_weights(init: str) -> dict:
+    """The weights ``--init`` names: ``zoo:NAME`` (hash checked) or a checkpoint path."""
+    from lightning_dreamer import zoo
+    from lightning_dreamer.checkpoint import read_checkpoint
+
+    if init.startswith(zoo.PREFIX):
+        return zoo.load(init[len(zoo.PREFIX):]).state_dict()
+    return read_checkpoint(init)["state_dict"]
+
+
+def fit(cfg, ckpt_path: str | None = None, callbacks=(), ckpt: dict | None = None, init: str | None = None):
     """Train ``cfg`` (resuming from ``ckpt_path`` if given); returns (module, trainer).
 
     ``ckpt`` is the checkpoint at ``ckpt_path`` when the caller has read it already: its weights are
@@ -167,6 +177,11 @@ def fit(cfg, ckpt_path: str | None = None, callbacks=(), ckpt: dict | None = Non
     module = build_agent(cfg)
     if ckpt is not None:
         _check_weights(module, ckpt["state_dict"], str(ckpt_path))
+    if init:  # fine-tuning: a new run that starts from trained weights
+        weights = initial_weights(init)
+        _check_weights(module, weights, init, verb="start from")
+        module.load_state_dict(weights)
+        print(f"initialised from {init}", flush=True)
     trainer.fit(module, ckpt_path=ckpt_path, weights_only=False)  # our checkpoints hold RNG states
     if not module.stop_signal:
         save_run(trainer, os.path.join(cfg.run.dir, "checkpoints", "last.ckpt"))

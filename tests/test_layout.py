@@ -9,20 +9,23 @@ PACKAGE = "lightning_dreamer"
 
 
 def import_graph():
-    graph = {}
-    base = os.path.join(ROOT, PACKAGE)
-    for folder, _, files in os.walk(base):
+    sources = {}
+    for folder, _, files in os.walk(os.path.join(ROOT, PACKAGE)):
         for name in files:
             if name.endswith(".py"):
                 path = os.path.join(folder, name)
-                module = os.path.relpath(path[:-3], ROOT).replace(os.sep, ".").removesuffix(".__init__")
-                deps = set()
-                for node in ast.walk(ast.parse(open(path).read())):
-                    if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith(PACKAGE):
-                        deps.add(node.module)
-                    elif isinstance(node, ast.Import):
-                        deps |= {a.name for a in node.names if a.name.startswith(PACKAGE)}
-                graph[module] = deps
+                sources[os.path.relpath(path[:-3], ROOT).replace(os.sep, ".").removesuffix(".__init__")] = path
+    graph = {}
+    for module, path in sources.items():
+        deps = set()
+        for node in ast.walk(ast.parse(open(path).read())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith(PACKAGE):
+                # "from pkg import sub" imports the submodule pkg.sub when there is one
+                subs = {f"{node.module}.{a.name}" for a in node.names} & set(sources)
+                deps |= subs or {node.module}
+            elif isinstance(node, ast.Import):
+                deps |= {a.name for a in node.names if a.name.startswith(PACKAGE)}
+        graph[module] = deps
     return graph
 
 

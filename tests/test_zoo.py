@@ -1,0 +1,75 @@
+"""The zoo mechanism on a zoo of our own (a tiny run published into a temporary root): load by
+name with the hash checked first, refuse a changed file, list the names, act, evaluate, fine-tune."""
+
+import os
+
+import pytest
+import torch
+
+import lightning_dreamer as ld
+from conftest import ROOT, TINY_CONFIGS
+from lightning_dreamer.__main__ import main
+from lightning_dreamer.checkpoint import agent_from_checkpoint, read_checkpoint, run_config_of
+from lightning_dreamer.errors import UserError
+
+QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false", "run.threads=1"]
+
+
+@pytest.fixture()
+def tiny_zoo(tmp_path, monkeypatch):
+    """A zoo root holding one entry, dreamer_v2/tiny_point, published from a finished tiny run."""
+    run = tmp_path / "run"
+    assert main(["fit", "--config", os.path.join(ROOT, "configs", TINY_CONFIGS["dreamer_v2"]), f"run.dir={run}",
+                 "run.total_env_steps=70", *QUIET]) == 0
+    ckpt = read_checkpoint(str(run / "checkpoints" / "last.ckpt"))
+    agent = agent_from_checkpoint(ckpt)
+    base = tmp_path / "zoo_root"
+    monkeypatch.setenv("LIGHTNING_DREAMER_ZOO", str(base))
+    ld.zoo.export(agent, run_config_of(ckpt), "dreamer_v2/tiny_point", {"score": 12.5, "score_std": 1.5, "env_steps": 70})
+    return base, agent
+
+
+def test_an_entry_loads_by_name_with_its_hash_checked(tiny_zoo, capsys):
+    base, trained = tiny_zoo
+    assert sorted(os.listdir(base)) == ["checkpoints", "zoo"]
+    assert os.path.exists(base / "zoo" / "dreamer_v2" / "tiny_point" / "config.yaml")
+    agent = ld.zoo.load("dreamer_v2/tiny_point")
+    assert not agent.training and agent.run_cfg is None
+    for key, value in trained.state_dict().items():
+        assert torch.equal(value, agent.state_dict()[key])
+    obs = {"pixels": torch.zeros(1, 3, 64, 64, dtype=torch.uint8), "state": torch.zeros(1, 3)}
+    action, _ = agent.act(obs, torch.tensor([True]), None, explore=False)
+    assert action.shape == (1, 1) and action.abs().max() <= 1
+    assert main(["zoo", "list"]) == 0
+    out = capsys.readouterr().out
+    assert "| dreamer_v2/tiny_point | dreamer_v2 | gym:lightning_dreamer/Point-v0 | 12.5 ± 1.5 | 70 |" in out
+
+
+def test_a_changed_file_and_an_unknown_name_are_one_line(tiny_zoo, capsys):
+    base, _ = tiny_zoo
+    with pytest.raises(UserError, match="no zoo entry 'dreamer_v2/tiny_pont'. Entries: dreamer_v2/tiny_point"):
+        ld.zoo.load("dreamer_v2/tiny_pont")
+    weights = base / "checkpoints" / "dreamer_v2" / "tiny_point.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 0xFF  # one flipped byte
+    weights.write_bytes(bytes(data))
+    with pytest.raises(UserError, match="has SHA-256 .* the index says .*refusing a changed or damaged file"):
+        ld.zoo.load("dreamer_v2/tiny_point")
+    assert main(["eval", "--ckpt", "zoo:dreamer_v2/tiny_point", "--episodes", "1"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "refusing a changed or damaged file" in err
+
+
+@pytest.mark.slow
+def test_eval_and_fine_tuning_from_an_entry(tiny_zoo, tmp_path, capsys):
+    assert main(["eval", "--ckpt", "zoo:dreamer_v2/tiny_point", "--episodes", "1"]) == 0
+    assert "return over 1 episodes" in capsys.readouterr().out
+    run = tmp_path / "tuned"
+    config = os.path.join(ROOT, "configs", TINY_CONFIGS["dreamer_v2"])
+    assert main(["fit", "--config", config, f"run.dir={run}", "run.total_env_steps=66", "replay.pretrain=0",
+                 "--init", "zoo:dreamer_v2/tiny_point", *QUIET]) == 0
+    assert "initialised from zoo:dreamer_v2/tiny_point" in capsys.readouterr().out
+    # Weights that do not fit the config are refused on one line before any work.
+    assert main(["fit", "--config", config, f"run.dir={tmp_path / 'other'}", "model.deter=64",
+                 "--init", "zoo:dreamer_v2/tiny_point", *QUIET]) == 2
+    assert "cannot start from zoo:dreamer_v2/tiny_point: its weights do not fit" in capsys.readouterr().err
