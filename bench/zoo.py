@@ -1,0 +1,190 @@
+"""Build and verify the zoo's entries (by hand, not in CI): train, evaluate, card, publish.
+
+    python bench/zoo.py build dreamer_v2/dmc_cartpole_swingup            # 3 seeds, resumable, then card + publish
+    python bench/zoo.py build dreamer_v1/dmc_cartpole_swingup_state --seeds 0 1 2 3
+    python bench/zoo.py verify                                           # re-evaluate every entry against its card
+    python bench/zoo.py build dreamer_v2/tiny_point --seeds 0 1          # a seconds-long smoke run of this script
+                                                                         # (publish it only into $LIGHTNING_DREAMER_ZOO)
+
+``build`` trains each seed with the recipe of ``bench/learn.py`` (runs in ``--root``/NAME/seed<S>;
+running it again resumes them), evaluates each final checkpoint with the deterministic policy on
+``--episodes`` episodes of evaluation seeds no training run uses, and writes the card
+(zoo/NAME/README.md: score per seed, mean ± std over seeds, learning curves, wall-clock, hardware,
+commit, the command, SHA-256). If the entry's floor holds (the mean, and every seed), the weights of
+the median seed are published (checkpoints/, zoo/index.json); otherwise the card says so and
+nothing is published (exit 1). ``verify`` re-plays every entry on its card's evaluation seed and
+fails if a score leaves the card's interval.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.join(ROOT, "bench"))
+
+from learn import BENCHMARKS  # noqa: E402  (the recipes)
+
+EVAL_SEED = 7_000_000  # evaluation episodes: seeds no training run uses (runs: seed + 1000 rank; their evals: seed + 10**6)
+# name -> (recipe in bench/learn.py, floor of the mean over seeds, floor of every seed, anchor text for the card)
+ENTRIES = {
+    "dreamer_v2/dmc_cartpole_swingup": ("v2_pixels", 300, 150, "DreamerV2 438 ± 123 at 100k (authors' scores)"),
+    "dreamer_v1/dmc_cartpole_swingup": ("v1_pixels", 150, 100, "DreamerV1 136 ± 70 at 100k (authors' scores)"),
+    "world_models/dmc_cartpole_swingup": ("wm_pixels", 200, 150, "random 22"),
+    "dreamer_v2/dmc_cartpole_swingup_state": ("v2_state", 500, None, "from the state vector"),
+    "dreamer_v1/dmc_cartpole_swingup_state": ("v1_state", 500, None, "from the state vector"),
+    "dreamer_v2/tiny_point": (None, None, None, "a smoke run of bench/zoo.py, not a result"),
+}
+TINY = (["configs/tiny_point.yaml"], ["run.total_env_steps=200", "run.eval_every=100"])
+
+
+def recipe(name: str) -> tuple[list[str], list[str]]:
+    key = ENTRIES[name][0]
+    return (TINY if key is None else BENCHMARKS[key][:2])
+
+
+def train(name: str, seed: int, root: str, extra: list[str]) -> tuple[str, list[str]]:
+    configs, overrides = recipe(name)
+    run_dir = os.path.join(root, name, f"seed{seed}")
+    cmd = [sys.executable, "-m", "lightning_dreamer", "fit"]
+    for c in configs:
+        cmd += ["--config", os.path.join(ROOT, c)]
+    cmd += overrides + [f"run.seed={seed}", f"run.dir={run_dir}", "--trainer.enable_progress_bar", "false", *extra]
+    if os.path.exists(os.path.join(run_dir, "checkpoints", "last.ckpt")):
+        cmd += ["--ckpt_path", "last"]
+    print(" ".join(cmd), flush=True)
+    subprocess.run(cmd, cwd=ROOT, check=True)
+    return run_dir, cmd
+
+
+def evaluate(agent, config: dict, episodes: int) -> tuple[float, float]:
+    import numpy as np
+    import torch
+
+    from lightning_dreamer.algos.base import build_env
+    from lightning_dreamer.loading import config_from_dict
+
+    torch.manual_seed(EVAL_SEED)
+    env = build_env(config_from_dict(config).env, seed=EVAL_SEED)
+    returns, _, _ = agent.evaluate(env, episodes)
+    env.close()
+    return float(np.mean(returns)), float(np.std(returns))
+
+
+def hardware() -> str:
+    import torch
+
+    from lightning_dreamer.hardware import cpu_cores, cpu_name
+
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    return f"{cpu_name()} ({cpu_cores()} cores), {gpu}, torch {torch.__version__}, {platform.python_version()}"
+
+
+def card(name: str, seeds: list[int], scores: list[tuple[float, float]], published: int | None, steps: int,
+         wall: float, command: list[str], sha: str | None, svg: str, episodes: int) -> str:
+    recipe_key, floor_mean, floor_each, anchor = ENTRIES[name]
+    means = [m for m, _ in scores]
+    mean, std = statistics.mean(means), (statistics.stdev(means) if len(means) > 1 else 0.0)
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip() or "?"
+    algo = name.split("/")[0]
+    rows = "\n".join(f"| {s} | {m:.1f} ± {d:.1f} | {'these weights' if s == published else ''} |" for s, (m, d) in zip(seeds, scores))
+    verdict = ("floor met" if published is not None else "**below the floor: not published**")
+    return f"""# {name}
+
+Algorithm `{algo}`, trained by the recipe `{f"bench/learn.py {recipe_key}" if recipe_key else "configs/tiny_point.yaml"}` (its
+departures from the paper are written there) for {steps:,} env steps per seed.
+
+| training seed | return ({episodes} episodes, deterministic policy, evaluation seed {EVAL_SEED}) | published |
+|---|---|---|
+{rows}
+
+**Mean over {len(seeds)} seeds: {mean:.1f} ± {std:.1f}** (floor: mean ≥ {floor_mean}, every seed ≥ {floor_each}; {verdict}).
+Anchor: {anchor}.
+
+Learning curves: `{svg}` (`python -m lightning_dreamer compare`). Wall-clock {wall / 3600:.2f} h over all seeds on
+{hardware()}. Commit `{commit}`. Reproduce: `python bench/zoo.py build {name} --seeds {' '.join(map(str, seeds))}`
+(each seed: `{' '.join(os.path.relpath(c, ROOT) if c.startswith(ROOT) else c for c in command[1:])}`).
+Weights: the median seed's ({published}), SHA-256 `{sha}`.
+"""
+
+
+def build(args, extra) -> int:
+    import lightning_dreamer as ld
+    from lightning_dreamer.checkpoint import agent_from_checkpoint, read_checkpoint, run_config_of
+    from lightning_dreamer.compare import read_curve, svg, write_atomically
+
+    name = args.name
+    if ENTRIES[name][0] is None and not os.environ.get("LIGHTNING_DREAMER_ZOO"):
+        raise SystemExit(f"{name} is a smoke run: set LIGHTNING_DREAMER_ZOO to publish it outside the repository")
+    scores, agents, curves, wall, command, steps = [], [], [], 0.0, [], 0
+    for seed in args.seeds:
+        run_dir, command = train(name, seed, args.root, extra)
+        ckpt = read_checkpoint(os.path.join(run_dir, "checkpoints", "last.ckpt"))
+        agent, config = agent_from_checkpoint(ckpt), run_config_of(ckpt)
+        scores.append(evaluate(agent, config, args.episodes))
+        agents.append((agent, config))
+        curve = read_curve(f"seed {seed}", run_dir)
+        curves.append(curve)
+        wall += curve.wall_s
+        steps = max(steps, curve.steps[-1])
+        print(f"seed {seed}: {scores[-1][0]:.1f} ± {scores[-1][1]:.1f}", flush=True)
+    _, floor_mean, floor_each, _ = ENTRIES[name]
+    means = [m for m, _ in scores]
+    met = (floor_mean is None or statistics.mean(means) >= floor_mean) and (floor_each is None or min(means) >= floor_each)
+    order = sorted(range(len(means)), key=lambda i: means[i])
+    median = order[len(order) // 2]
+    base = ld.zoo.root()
+    svg_rel = os.path.join("zoo", name, "curves.svg")
+    os.makedirs(os.path.join(base, "zoo", name), exist_ok=True)
+    write_atomically(os.path.join(base, svg_rel), svg(curves, steps, {}, f"{name}: evaluation return per training seed"))
+    sha = None
+    if met:
+        agent, config = agents[median]
+        summary = {"score": means[median], "score_std": scores[median][1], "seeds_mean": statistics.mean(means),
+                   "seeds_std": statistics.stdev(means) if len(means) > 1 else 0.0, "env_steps": steps,
+                   "training_seed": args.seeds[median], "eval_seed": EVAL_SEED, "eval_episodes": args.episodes}
+        ld.zoo.export(agent, config, name, summary)
+        sha = ld.zoo.entry(name)["sha256"]
+    text = card(name, args.seeds, scores, args.seeds[median] if met else None, steps, wall, command, sha, svg_rel,
+                args.episodes)
+    write_atomically(os.path.join(base, "zoo", name, "README.md"), text)
+    print(text)
+    return 0 if met else 1
+
+
+def verify(args) -> int:
+    import lightning_dreamer as ld
+
+    bad = 0
+    for name, info in ld.zoo.entries().items():
+        mean, _ = evaluate(ld.zoo.load(name), ld.zoo.run_config(name), info.get("eval_episodes", args.episodes))
+        ok = abs(mean - info["score"]) <= max(1.0, 0.02 * abs(info["score"]))
+        bad += not ok
+        print(f"{'ok ' if ok else 'BAD'} {name}: {mean:.1f} (card {info['score']:.1f})", flush=True)
+    return 1 if bad else 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    b = sub.add_parser("build")
+    b.add_argument("name", choices=sorted(ENTRIES))
+    b.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    b.add_argument("--root", default=os.path.join(ROOT, "runs", "zoo"))
+    b.add_argument("--episodes", type=int, default=10)
+    v = sub.add_parser("verify")
+    v.add_argument("--episodes", type=int, default=10)
+    args, extra = parser.parse_known_args()
+    if args.command == "build" and len(args.seeds) < 3 and ENTRIES[args.name][0] is not None:
+        raise SystemExit("a zoo entry stands on at least 3 training seeds (--seeds)")
+    return build(args, extra) if args.command == "build" else verify(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
