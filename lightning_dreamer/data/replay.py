@@ -123,39 +123,43 @@ class Replay:
         crash_point("replay_done")
 
     @staticmethod
+    def _damaged(path: str, name: str, err: Exception) -> UserError:
+        return UserError(f"the saved replay buffer at {path} is damaged ({name}: {type(err).__name__}); "
+                         "resume from a checkpoint whose replay is whole, or start a new run.dir")
+
+    @staticmethod
+    def _read_meta(path: str, generation: int | None) -> dict:
+        """The description of a saved copy: FileNotFoundError if there is none, UserError if it is
+        damaged or of another generation than ``generation`` (when given)."""
+        if not os.path.exists(os.path.join(path, META)):
+            raise FileNotFoundError(f"no saved replay buffer at {path}")
+        try:
+            meta = torch.load(os.path.join(path, META), weights_only=False)
+        except Exception as err:
+            raise Replay._damaged(path, META, err) from None
+        if generation is not None and meta.get("generation") != generation:
+            raise UserError(f"the saved replay buffer at {path} is generation {meta.get('generation')}, "
+                            f"the checkpoint expects {generation}")
+        return meta
+
+    @staticmethod
     def check(path: str, generation: int | None = None) -> None:
         """Cheap checks of a saved copy before a resume starts any work: it exists, its description
         reads, its generation matches, and every chunk's zip directory (at the end of the file, so a
         truncated chunk fails) opens. ``load`` still reads every byte."""
         import zipfile
 
-        if not os.path.exists(os.path.join(path, META)):
-            raise FileNotFoundError(f"no saved replay buffer at {path}")
-        for name in sorted(os.listdir(path)):
+        Replay._read_meta(path, generation)
+        for name in sorted(f for f in os.listdir(path) if f.startswith("chunk")):
             try:
-                if name == META:
-                    meta = torch.load(os.path.join(path, META), weights_only=False)
-                elif name.startswith("chunk"):
-                    zipfile.ZipFile(os.path.join(path, name)).close()
+                zipfile.ZipFile(os.path.join(path, name)).close()
             except Exception as err:
-                raise UserError(f"the saved replay buffer at {path} is damaged ({name}: {type(err).__name__}); "
-                                "resume from a checkpoint whose replay is whole, or start a new run.dir") from None
-        if generation is not None and meta.get("generation") != generation:
-            raise UserError(f"the saved replay buffer at {path} is generation {meta.get('generation')}, "
-                            f"the checkpoint expects {generation}")
+                raise Replay._damaged(path, name, err) from None
 
     def load(self, path: str, generation: int | None = None) -> None:
         """Fill the (empty) buffer from a copy written by ``save``; ``generation``, if given, must
         match the one saved. Raises FileNotFoundError (no copy) or UserError (a damaged one)."""
-        if not os.path.exists(os.path.join(path, META)):
-            raise FileNotFoundError(f"no saved replay buffer at {path}")
-        try:
-            meta = torch.load(os.path.join(path, META), weights_only=False)
-        except Exception as err:
-            raise UserError(f"the saved replay buffer at {path} is damaged ({META}: {type(err).__name__})") from None
-        if generation is not None and meta.get("generation") != generation:
-            raise UserError(f"the saved replay buffer at {path} is generation {meta.get('generation')}, "
-                            f"the checkpoint expects {generation}")
+        meta = self._read_meta(path, generation)
         self.next_episode, self.extra = meta["next_episode"], meta["extra"]
         self.keys, self.bytes_per_step = tuple(meta["keys"]), meta["bytes_per_step"]
         chunks = sorted(f for f in os.listdir(path) if f.startswith("chunk"))
@@ -164,8 +168,7 @@ class Replay:
             try:
                 part = torch.load(os.path.join(path, name), weights_only=True)
             except Exception as err:
-                raise UserError(f"the saved replay buffer at {path} is damaged ({name}: {type(err).__name__}); "
-                                "resume from a checkpoint whose replay is whole, or start a new run.dir") from None
+                raise self._damaged(path, name, err) from None
             size = next(iter(part.values())).shape[0]
             self.buffer.extend(TensorDict(part, batch_size=[size]))
             loaded += size
