@@ -11,3 +11,9 @@ class UserError(ValueError):
 
 class ConfigError(UserError):
     """A user-facing configuration problem; the CLI prints it on one line, no traceback."""
+
+
+def one_line(err: BaseException) -> str:
+    """An exception as one line: its type and the first line of its message, if it has one."""
+    text = str(err).strip()
+    return f"{type(err).__name__}: {text.splitlines()[0]}" if text else type(err).__name__

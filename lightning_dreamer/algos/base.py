@@ -47,7 +47,7 @@ from lightning_dreamer.callbacks import log_to_loggers
 from lightning_dreamer.config import Config
 from lightning_dreamer.data import Collector, Replay, ReplayBatches, TrainRatio, run_episodes
 from lightning_dreamer.envs import make_env
-from lightning_dreamer.errors import ConfigError, UserError
+from lightning_dreamer.errors import ConfigError, UserError, one_line
 from lightning_dreamer.spec import EnvSpec
 
 _SPEC_CACHE: dict[str, EnvSpec] = {}
@@ -74,9 +74,7 @@ def build_env(env_cfg, seed: int):
         except ConfigError:
             raise
         except Exception as err:
-            detail = str(err).strip().splitlines()[0] if str(err).strip() else ""
-            raise UserError(f"cannot build env {env_cfg.suite}:{env_cfg.name} (env.obs={env_cfg.obs}): "
-                            f"{type(err).__name__}{': ' + detail if detail else ''}") from None
+            raise UserError(f"cannot build env {env_cfg.suite}:{env_cfg.name} (env.obs={env_cfg.obs}): {one_line(err)}") from None
     for w in caught:
         warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     return env

@@ -21,6 +21,7 @@ from lightning.pytorch.callbacks import Callback, TQDMProgressBar
 from tqdm import tqdm
 
 from lightning_dreamer.callbacks.csv_logger import cut_rows
+from lightning_dreamer.errors import one_line
 
 
 def write_video(path: str, frames, fps: int = 20) -> str:
@@ -50,9 +51,7 @@ def side_job(pl_module, what: str, fn, *args, **kwargs):
     try:
         return fn(*args, **kwargs)
     except Exception as err:  # noqa: BLE001 - a side job must never end the run
-        detail = str(err).strip().splitlines()[0] if str(err).strip() else ""
-        pl_module.print(f"warning: {what} failed at {pl_module.env_steps:,} env steps "
-                        f"({type(err).__name__}{': ' + detail if detail else ''}); training continues")
+        pl_module.print(f"warning: {what} failed at {pl_module.env_steps:,} env steps ({one_line(err)}); training continues")
         return None
 
 
