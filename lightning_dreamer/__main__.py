@@ -58,12 +58,6 @@ def _split_overrides(extra: list[str]) -> list[str]:
     return out
 
 
-def _load_checkpoint(path: str) -> dict:
-    from lightning_dreamer.checkpoint import read_checkpoint
-
-    return read_checkpoint(path)
-
-
 def _check_run_dir(run_dir: str) -> None:
     """run.dir must be a directory this process can write (checked before any work)."""
     probe = run_dir
@@ -79,6 +73,7 @@ def _check_run_dir(run_dir: str) -> None:
 def cmd_fit(args: argparse.Namespace, extra: list[str]) -> int:
     from omegaconf import OmegaConf
 
+    from lightning_dreamer.checkpoint import read_checkpoint, run_config_of
     from lightning_dreamer.loading import load_config
 
     overrides = _split_overrides(extra)
@@ -88,9 +83,7 @@ def cmd_fit(args: argparse.Namespace, extra: list[str]) -> int:
     if ckpt_path and ckpt_path not in ("last", "auto") and not configs:
         # Resume without YAML: the config travels inside the checkpoint, and goes through the same
         # validation as a fresh run's (overrides included).
-        from lightning_dreamer.checkpoint import run_config_of
-
-        ckpt = _load_checkpoint(ckpt_path)
+        ckpt = read_checkpoint(ckpt_path)
         cfg = load_config([], overrides, base=run_config_of(ckpt))
     else:
         if not configs and not ckpt_path:
@@ -114,7 +107,7 @@ def cmd_fit(args: argparse.Namespace, extra: list[str]) -> int:
             raise CLIError(f"--ckpt_path last: no checkpoint at {last} (run.dir={run_dir})")
         ckpt_path = last
     if ckpt_path and ckpt is None:
-        ckpt = _load_checkpoint(ckpt_path)
+        ckpt = read_checkpoint(ckpt_path)
     if ckpt is not None:
         _check_resumable(ckpt, cfg, ckpt_path)
         from lightning_dreamer.algos.base import check_saved_replays
@@ -135,8 +128,7 @@ def cmd_fit(args: argparse.Namespace, extra: list[str]) -> int:
             print(f"stopped by {module.stop_signal} at {module.env_steps:,} env steps, {module.updates:,} updates; "
                   f"checkpoint saved: {last}")
             print(f"resume:     python -m lightning_dreamer fit --ckpt_path {last}")
-        number = getattr(signal.Signals, module.stop_signal, signal.SIGTERM) if module.stop_signal.startswith("SIG") else signal.SIGTERM
-        return 128 + int(number)
+        return 128 + int(signal.Signals.__members__.get(module.stop_signal, signal.SIGTERM))
     if trainer.is_global_zero:
         print(f"done: {module.env_steps:,} env steps, {module.updates:,} updates")
         print(f"checkpoint: {last}")
@@ -169,7 +161,7 @@ def cmd_eval(args: argparse.Namespace, extra: list[str]) -> int:
     from lightning_dreamer.algos.base import build_env
     from lightning_dreamer.callbacks import write_video
     from lightning_dreamer import zoo
-    from lightning_dreamer.checkpoint import agent_from_checkpoint, run_config_of
+    from lightning_dreamer.checkpoint import agent_from_checkpoint, read_checkpoint, run_config_of
     from lightning_dreamer.loading import config_from_dict
 
     if extra:
@@ -185,7 +177,7 @@ def cmd_eval(args: argparse.Namespace, extra: list[str]) -> int:
         cfg = config_from_dict(zoo.run_config(name))
         module, updates = zoo.load(name), "zoo"
     else:
-        ckpt = _load_checkpoint(args.ckpt)
+        ckpt = read_checkpoint(args.ckpt)
         cfg = config_from_dict(run_config_of(ckpt))
         module, updates = agent_from_checkpoint(ckpt), ckpt.get("lightning_dreamer", {}).get("updates", "?")
     torch.set_num_threads(cfg.run.threads or (os.cpu_count() or 1))
