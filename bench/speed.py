@@ -3,19 +3,22 @@
 1. Seconds per gradient update (world model + actor + critic) of Dreamer V2 and Dreamer V1 at
    the same three sizes (tiny, small = deter 200 / CNN depth 16 / 2 x 200 MLPs, and the V2
    paper's Atari size: deter 600, CNN depth 48, 4 x 400 MLPs; 16 x 50 batches), in fp32 and
-   bf16-mixed, both through the Lightning Trainer and by calling the same update directly.
+   bf16-mixed, both through the Lightning Trainer and by calling the same update directly, eager
+   and with the update's passes compiled (``--compile eager reduce-overhead``; ``run.compile``).
+   With ``--profile`` (CUDA): kernels and host launches per update and the GPU's busy share.
 2. Collection speed: agent steps/s of our Collector (policy in the loop and random actions)
    against the raw dm_control / gymnasium loop on the same task.
 
-    python bench/speed.py [--updates 10] [--algos dreamer_v2 dreamer_v1] [--sizes tiny small atari] [--skip-env]
+    python bench/speed.py [--device cpu|cuda] [--compile eager reduce-overhead] [--updates 10]
+                          [--algos dreamer_v2 dreamer_v1] [--sizes tiny small atari] [--skip-env] [--profile]
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import math
 import os
-import statistics
 import sys
 import tempfile
 import time
@@ -47,12 +50,13 @@ SIZES = {
 BASE = {"dreamer_v2": "configs/v2_atari.yaml", "dreamer_v1": "configs/v1_atari.yaml"}
 
 
-def build(algo: str, size: str, run_dir: str):
+def build(algo: str, size: str, run_dir: str, compile_mode: str = "eager"):
     from lightning_dreamer.loading import load_config
     from lightning_dreamer.train import build_agent
 
     overrides = SIZES[algo][size] + [f"run.dir={run_dir}", "replay.capacity=5000", "replay.prefill=300",
-                                     "replay.train_ratio=1e9", "replay.pretrain=0", "run.eval_every=0"]
+                                     "replay.train_ratio=1e9", "replay.pretrain=0", "run.eval_every=0",
+                                     f"run.compile={compile_mode}", "run.log_every=1000000"]
     cfg = load_config([BASE[algo]], overrides)
     return cfg, build_agent(cfg)
 
@@ -72,49 +76,104 @@ def fill_replay(module, steps: int) -> None:
             "episode": torch.tensor(0)}, batch_size=[]))
 
 
-def direct_updates(module, n: int, precision: str) -> list[float]:
-    """The same training_step with Lightning's hooks replaced by plain torch calls."""
+def sync(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def prepare_direct(module, device: str, compile_mode: str):
+    """The module's training_step with Lightning's hooks replaced by plain torch calls."""
+    module.to(device)
+    if compile_mode != "eager":
+        module.compile_passes(compile_mode)
     opts = module.configure_optimizers()
     module.optimizers = lambda: opts
     module.manual_backward = lambda loss: loss.backward()
     module.clip_gradients = lambda opt, gradient_clip_val, gradient_clip_algorithm: torch.nn.utils.clip_grad_norm_(
         [p for g in opt.param_groups for p in g["params"]], gradient_clip_val)
     module.log_dict = lambda *a, **k: None
-    times = []
-    for i in range(n + 1):
-        start = time.perf_counter()
-        batch = module.replay.sample()
-        ctx = torch.autocast("cpu", dtype=torch.bfloat16) if precision == "bf16-mixed" else contextlib.nullcontext()
-        with ctx:
-            module.training_step(batch, i)
-        if i:  # the first update warms up allocators
-            times.append(time.perf_counter() - start)
-    return times
+    module.log_update = lambda logs: None
+    from lightning_dreamer.data import ReplayBatches
+
+    cuda = device == "cuda"  # as in RLModule.train_dataloader: sampled ahead by a thread on a GPU
+    module.bench_batches = iter(ReplayBatches(module.replay.sample, prefetch=2 if cuda else 0, pin=cuda))
 
 
-def trainer_updates(algo: str, size: str, n: int, precision: str) -> list[float]:
+def direct_step(module, device: str, precision: str, i: int) -> None:
+    batch = {k: v.to(device, non_blocking=True) for k, v in next(module.bench_batches).items()}
+    ctx = torch.autocast(device, dtype=torch.bfloat16) if precision == "bf16-mixed" else contextlib.nullcontext()
+    with ctx:
+        module.training_step(batch, i)
+    module.updates += 1
+
+
+def direct_updates(module, n: int, precision: str, device: str, warmup: int) -> tuple[float, float]:
+    """(mean seconds per update over ``n`` updates, seconds of the ``warmup`` updates before them:
+    compilation and CUDA graph capture)."""
+    start = time.perf_counter()
+    for i in range(warmup):
+        direct_step(module, device, precision, i)
+    sync(device)
+    warm = time.perf_counter() - start
+    start = time.perf_counter()
+    for i in range(n):
+        direct_step(module, device, precision, warmup + i)
+    sync(device)
+    return (time.perf_counter() - start) / n, warm
+
+
+def profile_updates(module, precision: str, device: str, n: int = 3, table: str | None = None, title: str = "") -> dict[str, float]:
+    """Kernels run and host launches per update, and the share of wall time the GPU was busy."""
+    from torch.profiler import ProfilerActivity, profile
+
+    sync(device)
+    start = time.perf_counter()
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+        for i in range(n):
+            direct_step(module, device, precision, 10_000 + i)
+        sync(device)
+    wall = time.perf_counter() - start
+    kernels, busy, launches, graphs = 0, 0.0, 0, 0
+    for e in prof.events():
+        if e.device_type.name == "CUDA":
+            kernels += 1
+            busy += e.time_range.elapsed_us() * 1e-6
+        elif e.name in ("cudaLaunchKernel", "cudaLaunchKernelExC", "cuLaunchKernel", "cuLaunchKernelEx"):
+            launches += 1
+        elif e.name in ("cudaGraphLaunch", "cuGraphLaunch"):
+            graphs += 1
+    if table:
+        with open(table, "a") as f:
+            f.write(f"\n## {title}\n{prof.key_averages().table(sort_by='self_cpu_time_total', row_limit=25)}\n")
+    return {"kernels": kernels / n, "launches": launches / n, "graphs": graphs / n, "busy": busy / wall}
+
+
+def trainer_updates(algo: str, size: str, n: int, precision: str, device: str, compile_mode: str, warmup: int) -> float:
+    """Mean seconds per update through the Trainer, batch end to batch end (sampling + update + hooks)."""
     import lightning as L
     from lightning.pytorch.callbacks import Callback
 
     class Timer(Callback):
         def __init__(self):
-            self.times, self.last = [], None
+            self.marks: list[float] = []
 
-        def on_train_batch_end(self, *args):
-            now = time.perf_counter()
-            if self.last is not None:
-                self.times.append(now - self.last)
-            self.last = now
+        def on_train_batch_end(self, trainer, module, *args):
+            if module.updates in (warmup, warmup + n):
+                sync(device)
+                self.marks.append(time.perf_counter())
 
     with tempfile.TemporaryDirectory() as tmp:
-        cfg, module = build(algo, size, tmp)
+        cfg, module = build(algo, size, tmp, compile_mode)
         timer = Timer()
         threads = torch.get_num_threads()
-        trainer = L.Trainer(max_steps=3 * (n + 1), precision=precision, logger=False, enable_checkpointing=False,
-                            enable_progress_bar=False, enable_model_summary=False, callbacks=[timer], max_epochs=-1)
+        trainer = L.Trainer(max_steps=3 * (warmup + n + 1), precision=precision, logger=False, enable_checkpointing=False,
+                            enable_progress_bar=False, enable_model_summary=False, callbacks=[timer], max_epochs=-1,
+                            accelerator="gpu" if device == "cuda" else "cpu", devices=1)
+        if device == "cuda":
+            torch.set_float32_matmul_precision("high")
         trainer.fit(module)
         torch.set_num_threads(threads)
-    return timer.times  # batch end to batch end: sampling + update + hooks
+    return (timer.marks[1] - timer.marks[0]) / n
 
 
 def env_speed(steps: int) -> None:
@@ -180,32 +239,60 @@ def raw_env_speed(env_cfg, steps: int) -> float:
     return steps / (time.perf_counter() - start)
 
 
+def speed_row(algo: str, size: str, precision: str, mode: str, args) -> str:
+    torch._dynamo.reset()
+    with tempfile.TemporaryDirectory() as tmp:
+        _, module = build(algo, size, tmp)
+        fill_replay(module, 400)
+        prepare_direct(module, args.device, mode)
+        direct, warm = direct_updates(module, args.updates, precision, args.device, args.warmup)
+        prof = profile_updates(module, precision, args.device, table=args.profile_table,
+                               title=f"{algo} {size} {precision} {mode}") if args.profile else None
+    del module
+    torch._dynamo.reset()
+    trainer = math.nan if args.no_trainer else trainer_updates(algo, size, args.updates, precision, args.device, mode, args.warmup)
+    row = f"| {size} | {precision} | {mode} | {algo} | {direct:.4f} | {trainer:.4f} | {100 * (trainer / direct - 1):+.1f}% | {warm:.0f} |"
+    if prof:
+        row += f" {prof['kernels']:.0f} | {prof['launches']:.0f} | {prof['graphs']:.0f} | {100 * prof['busy']:.0f}% |"
+    return row
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--updates", type=int, default=10)
+    parser.add_argument("--warmup", type=int, default=5, help="updates before timing (compilation, CUDA graph capture)")
     parser.add_argument("--algos", nargs="+", default=list(SIZES), choices=list(SIZES))
     parser.add_argument("--sizes", nargs="+", default=["tiny", "small", "atari"], choices=["tiny", "small", "atari"])
     parser.add_argument("--precisions", nargs="+", default=["32-true", "bf16-mixed"])
+    parser.add_argument("--compile", nargs="+", default=["eager"], help="run.compile modes to compare")
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--no-trainer", action="store_true", help="time the direct update only")
+    parser.add_argument("--profile", action="store_true", help="kernels, launches and GPU busy share (CUDA)")
+    parser.add_argument("--profile-table", help="append the profiler's busiest host ops per row to this file")
     parser.add_argument("--env-steps", type=int, default=400)
     parser.add_argument("--skip-env", action="store_true")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="torch threads (never more than free cores)")
     args = parser.parse_args()
     os.chdir(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     torch.set_num_threads(args.threads)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.updates} updates per figure (median)")
+    if args.device == "cuda":
+        torch.set_float32_matmul_precision("high")
+        print(f"GPU: {torch.cuda.get_device_name()}")
+    print(f"torch {torch.__version__}, {args.device}, {torch.get_num_threads()} threads, mean of {args.updates} updates "
+          f"after {args.warmup} warm-up updates")
     print("\n## Seconds per gradient update (sampling + world model + actor + critic)")
-    print("| size | precision | algorithm | direct | Trainer | Trainer overhead |")
-    print("|---|---|---|---|---|---|")
+    extra = " kernels/update | host launches/update | graph launches/update | GPU busy |" if args.profile else ""
+    print(f"| size | precision | compile | algorithm | direct | Trainer | Trainer overhead | warm-up s |{extra}")
+    print("|---|---|---|---|---|---|---|---|" + ("---|---|---|---|" if args.profile else ""))
     for size in args.sizes:
         for precision in args.precisions:
-            for algo in args.algos:
-                with tempfile.TemporaryDirectory() as tmp:
-                    _, module = build(algo, size, tmp)
-                    fill_replay(module, 400)
-                    direct = statistics.median(direct_updates(module, args.updates, precision))
-                trainer = statistics.median(trainer_updates(algo, size, args.updates, precision))
-                print(f"| {size} | {precision} | {algo} | {direct:.3f} | {trainer:.3f} | {100 * (trainer / direct - 1):+.1f}% |",
-                      flush=True)
+            for mode in args.compile:
+                for algo in args.algos:
+                    try:
+                        print(speed_row(algo, size, precision, mode, args), flush=True)
+                    except Exception as err:  # one failed row is a figure too
+                        print(f"| {size} | {precision} | {mode} | {algo} | failed: {type(err).__name__}: "
+                              f"{str(err).strip().splitlines()[0][:300] if str(err).strip() else ''} |", flush=True)
     if not args.skip_env:
         env_speed(args.env_steps)
 

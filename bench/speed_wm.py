@@ -26,13 +26,13 @@ import torch  # noqa: E402
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-def dream_generation(population: int, rollouts: int, horizon: int) -> None:
+def dream_generation(population: int, rollouts: int, horizon: int, device: str = "cpu") -> None:
     from lightning_dreamer.nets.controller import LinearController, dream_rollouts
     from lightning_dreamer.nets.mdnrnn import MDNRNN
 
     torch.manual_seed(0)
-    mdnrnn = MDNRNN(z_dim=32, action_dim=1, hidden=256, mixtures=5)
-    controller = LinearController(32 + 256, 1)
+    mdnrnn = MDNRNN(z_dim=32, action_dim=1, hidden=256, mixtures=5).to(device)
+    controller = LinearController(32 + 256, 1)  # parameters come with each call
     spent = {"m": 0.0}
     step, heads = mdnrnn.step, mdnrnn.heads
 
@@ -45,15 +45,17 @@ def dream_generation(population: int, rollouts: int, horizon: int) -> None:
         return wrapper
 
     mdnrnn.step, mdnrnn.heads = timed(step), timed(heads)
-    params = torch.randn(population, controller.num_params) * 0.1
-    z0 = torch.randn(population, rollouts, 32)
+    params = (torch.randn(population, controller.num_params) * 0.1).to(device)
+    z0 = torch.randn(population, rollouts, 32).to(device)
     seeds = torch.arange(population * rollouts).reshape(population, rollouts)
     dream_rollouts(mdnrnn, controller, params, z0, seeds, 20, use_done=False)  # warm-up
     spent["m"] = 0.0
     start = time.perf_counter()
     dream_rollouts(mdnrnn, controller, params, z0, seeds, horizon, use_done=False)
+    if device == "cuda":
+        torch.cuda.synchronize()
     total = time.perf_counter() - start
-    print(f"| dream | {population} x {rollouts} rollouts x {horizon} steps | {total:.2f} | "
+    print(f"| dream ({device}) | {population} x {rollouts} rollouts x {horizon} steps | {total:.2f} | "
           f"{100 * spent['m'] / total:.0f}% in M's batched forward (LSTM step + heads) |", flush=True)
 
 
@@ -124,13 +126,14 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--m-updates", type=int, default=20)
     parser.add_argument("--skip-real", action="store_true")
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="where the dream generation runs")
     args = parser.parse_args()
     os.chdir(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     print("| where | generation | seconds | |")
     print("|---|---|---|---|")
-    dream_generation(args.population, args.rollouts, args.horizon)
+    dream_generation(args.population, args.rollouts, args.horizon, args.device)
     if not args.skip_real:
         real_generation(args.real_population, args.real_rollouts, args.workers)
     if args.m_updates:

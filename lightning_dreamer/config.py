@@ -84,8 +84,11 @@ class ReplayConfig:
     # Gradient updates on the prefill data before collection resumes.
     pretrain: int = 100
 
+    # Batches sampled ahead by a thread while the update runs; -1: 2 on a GPU, 0 (none) on a CPU.
+    prefetch: int = -1
+
     LIMITS: ClassVar[dict] = {"capacity": ">=2", "batch_size": ">=1", "seq_len": ">=2", "train_ratio": ">0",
-                              "prefill": ">=0", "prefill_hold": ">=1", "pretrain": ">=0"}
+                              "prefill": ">=0", "prefill_hold": ">=1", "pretrain": ">=0", "prefetch": ">=-1"}
 
 
 @dataclass
@@ -110,9 +113,14 @@ class RunConfig:
     loggers: list[str] = field(default_factory=lambda: ["csv", "tensorboard"])
     # Torch threads per process; 0 = cores / processes.
     threads: int = 0
+    # torch.compile the update's passes (Dreamer V1/V2): "auto" (see hardware.auto_compile), "eager",
+    # or a torch.compile mode; "reduce-overhead" on a GPU also captures them in CUDA graphs.
+    compile: str = "auto"
 
     LIMITS: ClassVar[dict] = {"seed": ">=0", "total_env_steps": ">=1", "checkpoint_every": ">=0", "log_every": ">=1",
-                              "eval_every": ">=0", "eval_episodes": ">=1", "video_every": ">=0", "threads": ">=0"}
+                              "eval_every": ">=0", "eval_episodes": ">=1", "video_every": ">=0", "threads": ">=0",
+                              "compile": ("auto", "eager", "default", "reduce-overhead", "max-autotune",
+                                          "max-autotune-no-cudagraphs")}
     LOGGERS: ClassVar[tuple] = ("csv", "tensorboard", "wandb")
 
 

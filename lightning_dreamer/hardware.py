@@ -77,6 +77,13 @@ def auto_precision(accelerator: str = "auto", flags: frozenset[str] | None = Non
     return "32-true", "CPU has no AVX-512 BF16 or AMX: bf16 would be emulated, many times slower than fp32"
 
 
+def auto_compile(device_type: str) -> tuple[str, str]:
+    """(``run.compile`` mode, why) for ``run.compile: auto`` on a device of this type."""
+    if device_type == "cuda":
+        return "reduce-overhead", "GPU: the eager update is bound by kernel launches; compiled passes replay as CUDA graphs"
+    return "eager", f"{device_type}: compiling takes minutes here and the update is bound by arithmetic"
+
+
 def cpu_cores() -> int:
     """Cores this process may use (the affinity mask where the OS has one)."""
     try:

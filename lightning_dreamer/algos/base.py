@@ -209,9 +209,13 @@ class RLModule(L.LightningModule):
         self.ratio = TrainRatio(r.train_ratio, r.batch_size * r.seq_len, r.pretrain)
 
     def train_dataloader(self) -> DataLoader:
-        return DataLoader(ReplayBatches(self.replay.sample), batch_size=None, num_workers=0)
+        cuda = self.device.type == "cuda"
+        prefetch = self.run_config.replay.prefetch
+        prefetch = (2 if cuda else 0) if prefetch < 0 else prefetch
+        return DataLoader(ReplayBatches(self.replay.sample, prefetch, pin=cuda), batch_size=None, num_workers=0)
 
     def on_fit_start(self) -> None:
+        self._apply_compile(self.run_config.run.compile)
         if self._resume_state is not None:
             self._load_replay(self._resume_state)
             _set_rng_state(self.replay.extra["rng"], self.collector.generator)
@@ -230,6 +234,19 @@ class RLModule(L.LightningModule):
             extra += self.run_config.replay.seq_len
         self._record_episodes(log=False)
         self.print(self.replay.describe())
+
+    def _apply_compile(self, setting: str) -> None:
+        """``run.compile`` for an agent whose update has compilable passes (``compile_passes``)."""
+        if not hasattr(self, "compile_passes"):
+            return
+        mode, why = setting, "run.compile"
+        if setting == "auto":
+            from lightning_dreamer.hardware import auto_compile
+
+            mode, why = auto_compile(self.device.type)
+            why = f"auto: {why}"
+        self.compile_passes(None if mode == "eager" else mode)
+        self.print(f"compile: {mode} ({why})")
 
     def _policy(self, obs, is_first, state):
         obs = {k: v.to(self.device) for k, v in obs.items()}

@@ -121,6 +121,11 @@ class Dreamer(RLModule):
     def optimizer(self, params, lr: float) -> torch.optim.Optimizer:
         raise NotImplementedError
 
+    def optimizer_impl(self) -> dict[str, bool]:
+        """Adam's implementation: multi-tensor (foreach) kernels on a GPU, torch's default elsewhere.
+        (Not ``fused``: Lightning's mixed-precision plugins refuse to clip a fused optimizer's gradients.)"""
+        return {"foreach": True} if self.device.type == "cuda" else {}
+
     def value_lr(self) -> float:
         """Learning rate of the value network (its config key differs between the papers)."""
         raise NotImplementedError
@@ -182,22 +187,60 @@ class Dreamer(RLModule):
 
         The world model and the value network are frozen for the actor's pass: gradients flow
         through them to the actor (dynamics backprop) but do not change them."""
-        m = self.config
         start, start_cont = self.world_model.imagination_starts(post, is_terminal)
         with frozen(self.world_model), frozen(self.critic):
-            feats, actions = self.imagine(start)
-            reward, cont = self.world_model.predicted_reward_and_continuation(feats[1:], m.discount)
-            value = self.target_value(feats).squeeze(-1).float()
-            returns = lambda_return(reward, value[1:], cont, m.lambda_)
-            weight = trajectory_weights(cont, start_cont).detach()
-            a_loss, entropy = self.actor_objective(feats, actions, returns, value, weight)
-        c_loss = critic_loss(self.critic(feats[:-1].detach()).squeeze(-1), returns, weight).mean()
-        losses = {"actor": a_loss, self.VALUE_TERM: c_loss}
+            a_loss, feats, returns, weight, metrics = self.passes["actor"](start, start_cont)
+        losses = {"actor": a_loss, self.VALUE_TERM: self.passes["value"](feats, returns, weight)}
         if set(losses) != self.behaviour_terms:
             raise KeyError(f"behaviour losses {sorted(losses)} differ from this agent's terms {sorted(self.behaviour_terms)}")
+        return losses, metrics
+
+    # ------------------------------------------------------------------ the three passes of an update
+    # Each is tensor work alone (no Python decision on a tensor's value, no host synchronisation),
+    # so that ``compile_passes`` can hand each to torch.compile (and, on a GPU, CUDA graphs).
+    def model_pass(self, batch):
+        """World-model forward: (posterior states, the scaled total loss, logs of its terms)."""
+        post, losses, metrics = self.world_model_losses(batch)
+        model_loss = total_loss(losses, self.loss_scales)
+        logs = {f"loss/{k}": v.detach().float().mean() for k, v in losses.items()}
+        logs.update({"loss/model": model_loss.detach(), "kl/value": metrics["kl"].mean()})
+        return post, model_loss, logs
+
+    def actor_pass(self, start, start_cont):
+        """Imagination from the start states, λ-returns and the actor loss: (loss, detached feats,
+        returns, trajectory weights, metrics). The caller freezes the world model and the value."""
+        m = self.config
+        feats, actions = self.imagine(start)
+        reward, cont = self.world_model.predicted_reward_and_continuation(feats[1:], m.discount)
+        value = self.target_value(feats).squeeze(-1).float()
+        returns = lambda_return(reward, value[1:], cont, m.lambda_)
+        weight = trajectory_weights(cont, start_cont).detach()
+        a_loss, entropy = self.actor_objective(feats, actions, returns, value, weight)
         metrics = {"imag/return": returns.mean().detach(), "imag/reward": reward.mean().detach(),
                    "imag/value": value.mean().detach(), "actor/entropy": entropy.mean().detach()}
-        return losses, metrics
+        return a_loss, feats.detach(), returns.detach(), weight, metrics
+
+    def value_pass(self, feats, returns, weight):
+        """The value network's regression on the λ-returns at s0..s(H-1)."""
+        return critic_loss(self.critic(feats[:-1]).squeeze(-1), returns, weight).mean()
+
+    @property
+    def passes(self) -> dict[str, Any]:
+        """The three passes an update runs: the methods above, or their compiled versions."""
+        return self.__dict__.get("_compiled_passes") or {"model": self.model_pass, "actor": self.actor_pass, "value": self.value_pass}
+
+    def compile_passes(self, mode: str | None, **options: Any) -> None:
+        """Run the update's passes through ``torch.compile(mode=mode)`` from now on (None: eager).
+
+        ``mode="reduce-overhead"`` on a GPU also captures each pass (forward and backward) in CUDA
+        graphs. Losses and gradients are those of the eager passes (tests/test_compile.py); the
+        random draws differ unless ``torch._inductor.config.fallback_random`` is set."""
+        if mode is None:
+            self.__dict__.pop("_compiled_passes", None)
+            return
+        eager = {"model": self.model_pass, "actor": self.actor_pass, "value": self.value_pass}
+        # Kept out of nn.Module's attributes (and so out of state_dict, deepcopy and pickling).
+        self.__dict__["_compiled_passes"] = {k: torch.compile(f, mode=mode, **options) for k, f in eager.items()}
 
     def after_update(self) -> None:
         """Called after each update's three optimiser steps (V2: the target critic)."""
@@ -209,16 +252,15 @@ class Dreamer(RLModule):
     def training_step(self, batch, batch_idx):
         m = self.config
         opt_model, opt_actor, opt_value = self.optimizers()
-        post, losses, metrics = self.world_model_losses(batch)
-        model_loss = total_loss(losses, self.loss_scales)
+        if "_compiled_passes" in self.__dict__ and self.device.type == "cuda":
+            torch.compiler.cudagraph_mark_step_begin()  # last update's graph outputs are no longer read
+        post, model_loss, logs = self.passes["model"](batch)
         self.optimise(opt_model, model_loss, m.grad_clip)
         behaviour, behaviour_metrics = self.behaviour_losses(post, batch["is_terminal"])
         self.optimise(opt_actor, behaviour["actor"], m.grad_clip)
         self.optimise(opt_value, behaviour[self.VALUE_TERM], m.grad_clip)
         self.after_update()
-        logs = {f"loss/{k}": v.detach().float().mean() for k, v in losses.items()}
         logs.update({f"loss/{k}": v.detach() for k, v in behaviour.items()})
-        logs.update({"loss/model": model_loss.detach(), "kl/value": metrics["kl"].mean(), **behaviour_metrics,
-                     **self.update_logs()})
+        logs.update({**behaviour_metrics, **self.update_logs()})
         self.log_update(logs)
         return model_loss.detach()

@@ -104,7 +104,8 @@ class DreamerV1(Dreamer):
         self._raw_init_std = math.log(math.expm1(self.config.actor_init_std))
 
     def optimizer(self, params, lr: float) -> torch.optim.Optimizer:
-        return torch.optim.Adam(params, lr=lr, eps=self.config.adam_eps, weight_decay=self.config.weight_decay)
+        return torch.optim.Adam(params, lr=lr, eps=self.config.adam_eps, weight_decay=self.config.weight_decay,
+                                **self.optimizer_impl())
 
     def value_lr(self) -> float:
         return self.config.value_lr

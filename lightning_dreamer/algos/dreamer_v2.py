@@ -67,7 +67,8 @@ class DreamerV2(Dreamer):
         self.reinforce = m.actor_reinforce if m.actor_reinforce is not None else (1.0 if self.discrete else 0.0)
 
     def optimizer(self, params, lr: float) -> torch.optim.Optimizer:
-        return torch.optim.AdamW(params, lr=lr, eps=self.config.adam_eps, weight_decay=self.config.weight_decay)
+        return torch.optim.AdamW(params, lr=lr, eps=self.config.adam_eps, weight_decay=self.config.weight_decay,
+                                **self.optimizer_impl())
 
     def value_lr(self) -> float:
         return self.config.critic_lr

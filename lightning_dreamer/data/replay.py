@@ -16,7 +16,9 @@ starts its episode. Episodes shorter than T are not sampled.
 from __future__ import annotations
 
 import os
+import queue
 import shutil
+import threading
 
 import torch
 from tensordict import TensorDict
@@ -43,16 +45,20 @@ class Replay:
         self.bytes_per_step = 0
         self.writes = 0  # entries ever added (to find the oldest once the buffer wraps)
         self.keys: tuple = ()
+        # Held by add, sample, save and load: a prefetching thread (ReplayBatches) samples while
+        # the main thread collects.
+        self.lock = threading.RLock()
 
     def __len__(self) -> int:
         return len(self.buffer)
 
     def add(self, step: TensorDict) -> None:
-        if not self.bytes_per_step:
-            self.keys = tuple(step.keys())
-            self.bytes_per_step = sum(v.numel() * v.element_size() for v in step.values(True, True))
-        self.buffer.add(step)
-        self.writes += 1
+        with self.lock:
+            if not self.bytes_per_step:
+                self.keys = tuple(step.keys())
+                self.bytes_per_step = sum(v.numel() * v.element_size() for v in step.values(True, True))
+            self.buffer.add(step)
+            self.writes += 1
 
     def describe(self) -> str:
         total = self.bytes_per_step * self.capacity
@@ -70,7 +76,8 @@ class Replay:
     def sample(self, with_index: bool = False) -> dict[str, torch.Tensor]:
         """A ``(B, T)`` batch of slices; ``with_index`` adds ``index``, each entry's storage index
         (to look up per-step data kept outside the buffer, such as cached latents)."""
-        batch = self.buffer.sample(self.batch_size * self.seq_len).reshape(self.batch_size, self.seq_len)
+        with self.lock:
+            batch = self.buffer.sample(self.batch_size * self.seq_len).reshape(self.batch_size, self.seq_len)
         out = {k: batch.get(k).contiguous() for k in self.keys}
         if with_index:
             out["index"] = batch.get("index").reshape(self.batch_size, self.seq_len)
@@ -101,6 +108,10 @@ class Replay:
         return (torch.arange(n) + start) % self.capacity
 
     def save(self, path: str, generation: int | None = None, chunk: int = 16384) -> None:
+        with self.lock:
+            self._save(path, generation, chunk)
+
+    def _save(self, path: str, generation: int | None = None, chunk: int = 16384) -> None:
         """Write the filled part of the buffer, oldest first, to the directory ``path``: first to
         ``path.tmp`` (every file fsynced), then renamed, so ``path`` is whole or absent. A stale
         ``path`` (a killed run's copy that no checkpoint names) is replaced. ``generation`` ties
@@ -157,6 +168,10 @@ class Replay:
                 raise Replay._damaged(path, name, err) from None
 
     def load(self, path: str, generation: int | None = None) -> None:
+        with self.lock:
+            self._load(path, generation)
+
+    def _load(self, path: str, generation: int | None = None) -> None:
         """Fill the (empty) buffer from a copy written by ``save``; ``generation``, if given, must
         match the one saved. Raises FileNotFoundError (no copy) or UserError (a damaged one)."""
         meta = self._read_meta(path, generation)
@@ -178,11 +193,47 @@ class Replay:
 
 
 class ReplayBatches(IterableDataset):
-    """Endless stream of ``(B, T)`` batches for ``DataLoader(batch_size=None, num_workers=0)``."""
+    """Endless stream of ``(B, T)`` batches for ``DataLoader(batch_size=None, num_workers=0)``.
 
-    def __init__(self, sample_fn):
-        self.sample_fn = sample_fn
+    With ``prefetch > 0`` a thread samples up to that many batches ahead (in pinned memory with
+    ``pin``, so the copy to the GPU does not block) while the update runs: the replay's lock keeps
+    it apart from the collector's writes. Which steps a batch holds then depends on timing, so a
+    run is not bit-for-bit repeatable (replay.prefetch: on by default on a GPU only)."""
+
+    def __init__(self, sample_fn, prefetch: int = 0, pin: bool = False):
+        self.sample_fn, self.prefetch, self.pin = sample_fn, prefetch, pin
 
     def __iter__(self):
-        while True:
-            yield self.sample_fn()
+        if self.prefetch <= 0:
+            while True:
+                yield self.sample_fn()
+        ready: queue.Queue = queue.Queue(maxsize=self.prefetch)
+        stop = threading.Event()
+
+        def work() -> None:
+            while not stop.is_set():
+                try:
+                    item = self.sample_fn()
+                    if self.pin:
+                        item = {k: v.pin_memory() for k, v in item.items()}
+                except BaseException as err:  # handed to the consumer, raised there
+                    item = err
+                while not stop.is_set():
+                    try:
+                        ready.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if isinstance(item, BaseException):
+                    return
+
+        thread = threading.Thread(target=work, name="replay-prefetch", daemon=True)
+        thread.start()
+        try:
+            while True:
+                item = ready.get()
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            stop.set()

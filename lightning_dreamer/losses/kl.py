@@ -24,9 +24,10 @@ def free_nats(kl: torch.Tensor, free: float) -> torch.Tensor:
     """Free nats on the batch mean (DreamerV1 ``max(mean KL, free)``, DreamerV2 ``free_avg``):
     below ``free`` the term is the constant ``free`` (no gradient); above it the term is
     unchanged. Shape is kept."""
-    if free <= 0 or kl.mean() > free:
+    if free <= 0:
         return kl
-    return torch.full_like(kl, free) + 0.0 * kl  # keeps the graph, zero gradient
+    # torch.where rather than a Python ``if`` on the mean: no host synchronisation, one graph.
+    return torch.where(kl.mean() > free, kl, torch.full_like(kl, free) + 0.0 * kl)  # zero gradient below
 
 
 def kl_balanced(post_logits, prior_logits, balance: float = 0.8, free: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
