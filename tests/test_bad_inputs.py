@@ -99,6 +99,8 @@ def cases(root, run):
         (fit + ["run.log_every=0"], "run.log_every"),
         (fit + ["run.eval_episodes=0"], "run.eval_episodes"),
         (fit + ["run.threads=-2"], "run.threads"),
+        (fit + ["run.compile=fast"], "run.compile"),
+        (fit + ["replay.prefetch=-2"], "replay.prefetch"),
         (fit + ["run.seed=-1"], "run.seed"),
         (fit + ["run.loggers=[csv,mlflow]"], "mlflow"),
         (fit + ["run.dir=${nope}"], "run.dir"),

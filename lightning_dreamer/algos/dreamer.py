@@ -20,6 +20,7 @@ Time indices of one imagined trajectory (losses/returns.py has the λ-return's o
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import torch
@@ -121,7 +122,7 @@ class Dreamer(RLModule):
     def optimizer(self, params, lr: float) -> torch.optim.Optimizer:
         raise NotImplementedError
 
-    def optimizer_impl(self) -> dict[str, bool]:
+    def optimizer_impl(self) -> dict[str, Any]:
         """Adam's implementation: multi-tensor (foreach) kernels on a GPU, torch's default elsewhere.
         (Not ``fused``: Lightning's mixed-precision plugins refuse to clip a fused optimizer's gradients.)"""
         return {"foreach": True} if self.device.type == "cuda" else {}
@@ -229,7 +230,7 @@ class Dreamer(RLModule):
         """The three passes an update runs: the methods above, or their compiled versions."""
         return self.__dict__.get("_compiled_passes") or {"model": self.model_pass, "actor": self.actor_pass, "value": self.value_pass}
 
-    def compile_passes(self, mode: str | None, **options: Any) -> None:
+    def compile_passes(self, mode: str | None, backend: str = "inductor") -> None:
         """Run the update's passes through ``torch.compile(mode=mode)`` from now on (None: eager).
 
         ``mode="reduce-overhead"`` on a GPU also captures each pass (forward and backward) in CUDA
@@ -238,9 +239,9 @@ class Dreamer(RLModule):
         if mode is None:
             self.__dict__.pop("_compiled_passes", None)
             return
-        eager = {"model": self.model_pass, "actor": self.actor_pass, "value": self.value_pass}
+        eager: dict[str, Callable[..., Any]] = {"model": self.model_pass, "actor": self.actor_pass, "value": self.value_pass}
         # Kept out of nn.Module's attributes (and so out of state_dict, deepcopy and pickling).
-        self.__dict__["_compiled_passes"] = {k: torch.compile(f, mode=mode, **options) for k, f in eager.items()}
+        self.__dict__["_compiled_passes"] = {k: torch.compile(f, mode=mode, backend=backend) for k, f in eager.items()}
 
     def after_update(self) -> None:
         """Called after each update's three optimiser steps (V2: the target critic)."""
