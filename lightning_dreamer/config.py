@@ -83,7 +83,6 @@ class ReplayConfig:
     prefill_hold: int = 1
     # Gradient updates on the prefill data before collection resumes.
     pretrain: int = 100
-
     # Batches sampled ahead by a thread while the update runs; -1: 2 on a GPU, 0 (none) on a CPU.
     prefetch: int = -1
 

@@ -19,8 +19,8 @@ Time indices of one imagined trajectory (losses/returns.py has the λ-return's o
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import torch
@@ -234,7 +234,7 @@ class Dreamer(RLModule):
         """Run the update's passes through ``torch.compile(mode=mode)`` from now on (None: eager).
 
         ``mode="reduce-overhead"`` on a GPU also captures each pass (forward and backward) in CUDA
-        graphs. Losses and gradients are those of the eager passes (tests/test_compile.py); the
+        graphs. Losses and gradients are those of the eager passes (tests/test_fast_path.py); the
         random draws differ unless ``torch._inductor.config.fallback_random`` is set."""
         if mode is None:
             self.__dict__.pop("_compiled_passes", None)
