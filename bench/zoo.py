@@ -2,6 +2,7 @@
 
     python bench/zoo.py build dreamer_v2/dmc_cartpole_swingup            # 3 seeds, resumable, then card + publish
     python bench/zoo.py build dreamer_v1/dmc_cartpole_swingup_state --seeds 0 1 2 3
+    python bench/zoo.py build dreamer_v2/dmc_cartpole_swingup_state --seeds 1 --train-only   # one seed, in parallel with others
     python bench/zoo.py verify                                           # re-evaluate every entry against its card
     python bench/zoo.py build dreamer_v2/tiny_point --seeds 0 1          # a seconds-long smoke run of this script
                                                                          # (publish it only into $LIGHTNING_DREAMER_ZOO)
@@ -122,6 +123,10 @@ def build(args, extra) -> int:
     name = args.name
     if ENTRIES[name][0] is None and not os.environ.get("LIGHTNING_DREAMER_ZOO"):
         raise SystemExit(f"{name} is a smoke run: set LIGHTNING_DREAMER_ZOO to publish it outside the repository")
+    if args.train_only:  # train (or resume) these seeds and stop: seeds can run in parallel processes
+        for seed in args.seeds:
+            train(name, seed, args.root, extra)
+        return 0
     scores, agents, curves, wall, command, steps = [], [], [], 0.0, [], 0
     for seed in args.seeds:
         run_dir, command = train(name, seed, args.root, extra)
@@ -178,10 +183,11 @@ def main() -> int:
     b.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     b.add_argument("--root", default=os.path.join(ROOT, "runs", "zoo"))
     b.add_argument("--episodes", type=int, default=10)
+    b.add_argument("--train-only", action="store_true", help="train or resume the seeds, no evaluation or card")
     v = sub.add_parser("verify")
     v.add_argument("--episodes", type=int, default=10)
     args, extra = parser.parse_known_args()
-    if args.command == "build" and len(args.seeds) < 3 and ENTRIES[args.name][0] is not None:
+    if args.command == "build" and len(args.seeds) < 3 and ENTRIES[args.name][0] is not None and not args.train_only:
         raise SystemExit("a zoo entry stands on at least 3 training seeds (--seeds)")
     return build(args, extra) if args.command == "build" else verify(args)
 
