@@ -93,10 +93,7 @@ def prepare_direct(module, device: str, compile_mode: str):
         [p for g in opt.param_groups for p in g["params"]], gradient_clip_val)
     module.log_dict = lambda *a, **k: None
     module.log_update = lambda logs: None
-    from lightning_dreamer.data import ReplayBatches
-
-    cuda = device == "cuda"  # as in RLModule.train_dataloader: sampled ahead by a thread on a GPU
-    module.bench_batches = iter(ReplayBatches(module.replay.sample, prefetch=2 if cuda else 0, pin=cuda))
+    module.bench_batches = iter(module.train_dataloader())  # what fit reads: prefetched by a thread on a GPU
 
 
 def direct_step(module, device: str, precision: str, i: int) -> None:
@@ -169,9 +166,7 @@ def trainer_updates(algo: str, size: str, n: int, precision: str, device: str, c
         trainer = L.Trainer(max_steps=3 * (warmup + n + 1), precision=precision, logger=False, enable_checkpointing=False,
                             enable_progress_bar=False, enable_model_summary=False, callbacks=[timer], max_epochs=-1,
                             accelerator="gpu" if device == "cuda" else "cpu", devices=1)
-        if device == "cuda":
-            torch.set_float32_matmul_precision("high")
-        trainer.fit(module)
+        trainer.fit(module)  # TF32 matmuls on a GPU: set for the whole process in main()
         torch.set_num_threads(threads)
     return (timer.marks[1] - timer.marks[0]) / n
 

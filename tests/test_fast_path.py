@@ -11,7 +11,7 @@ import pytest
 import torch
 from tensordict import TensorDict
 
-from conftest import fake_batch, make_agent
+from conftest import ROOT, fake_batch, make_agent
 from lightning_dreamer.data import Replay, ReplayBatches
 from lightning_dreamer.hardware import auto_compile
 
@@ -118,13 +118,11 @@ def test_prefetched_batches_while_the_collector_writes():
 
     thread = threading.Thread(target=write)
     thread.start()
-    seen = []
     for _ in range(30):
         batch = next(batches)
         assert batch["state"].shape == (2, 4, 3)
         # each row is 4 consecutive steps of the one episode: no torn read under the writer
         assert torch.equal(batch["state"][:, 1:, 0] - batch["state"][:, :-1, 0], torch.ones(2, 3))
-        seen.append(batch["state"].max().item())
     thread.join()
     assert writer_done.is_set() and len(replay) == 120
     assert max(next(batches)["state"].max().item() for _ in range(20)) > 19  # new steps reach the batches
@@ -143,8 +141,6 @@ def test_fit_with_prefetch_counts_exactly(tmp_path):
     """A run whose batches come from the prefetching thread counts steps and updates exactly."""
     from lightning_dreamer.__main__ import main
 
-    from conftest import ROOT
-
     states = {}
     for prefetch in (0, 2):
         run = tmp_path / f"run{prefetch}"
@@ -160,8 +156,6 @@ def test_fit_with_prefetch_counts_exactly(tmp_path):
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA: CUDA graphs")
 def test_cuda_graph_update_trains(tmp_path):
     from lightning_dreamer.__main__ import main
-
-    from conftest import ROOT
 
     run = tmp_path / "run"
     args = ["fit", "--config", f"{ROOT}/configs/tiny_point.yaml", f"run.dir={run}", "run.total_env_steps=120",
