@@ -58,3 +58,40 @@ def test_discrete_actor_acts_one_hot_and_continuous_in_bounds():
 def test_unknown_loss_scale_is_reported():
     with pytest.raises(ValueError, match="unknown terms \\['imgae'\\]"):
         make_agent("model.loss_scales.imgae=1")
+
+
+def test_conv_decoder_and_encoder_compute_what_their_layers_define():
+    # The decoder's first transposed convolution runs as a matrix product and both stacks run
+    # channels-last on a CPU: outputs and gradients are those of the plain layers in NCHW.
+    from lightning_dreamer.nets.blocks import ConvDecoder, ConvEncoder
+
+    torch.manual_seed(0)
+    dec, enc = ConvDecoder(20, 3, depth=8), ConvEncoder(3, depth=8)
+    feat = torch.randn(2, 5, 20, requires_grad=True)
+    frames = torch.randint(0, 256, (2, 5, 3, 64, 64), dtype=torch.uint8)
+
+    def reference_decoder(f):
+        x = dec.fc(f).reshape(-1, 32 * 8, 1, 1)
+        for layer in dec.net:
+            x = layer(x.contiguous())
+        return x.reshape(2, 5, *x.shape[1:])
+
+    def reference_encoder(image):
+        x = image.reshape(-1, 3, 64, 64).float() / 255.0 - 0.5
+        for layer in enc.net:
+            x = layer(x.contiguous())
+        return x.reshape(2, 5, -1)
+
+    for module, run, ref, arg in ((dec, dec, reference_decoder, feat), (enc, enc, reference_encoder, frames)):
+        out, expected = run(arg), ref(arg)
+        assert out.shape == expected.shape
+        torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-5)
+        weights = [p for p in module.parameters()]
+        got = torch.autograd.grad((out * torch.linspace(-1, 1, out.numel()).reshape(out.shape)).sum(), weights)
+        want = torch.autograd.grad((expected * torch.linspace(-1, 1, out.numel()).reshape(out.shape)).sum(), weights)
+        for g, w in zip(got, want):
+            torch.testing.assert_close(g, w, rtol=1e-3, atol=1e-4)  # sums in another order
+        for p, g in zip(weights, got):
+            p.grad = g
+        torch.optim.Adam(weights).step()
+        assert all(p.is_contiguous() for p in weights)  # the weights keep the layout safetensors writes

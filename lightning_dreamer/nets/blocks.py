@@ -30,6 +30,12 @@ class MLP(nn.Sequential):
         super().__init__(*modules)
 
 
+def cpu_channels_last(x: torch.Tensor) -> torch.Tensor:
+    """NHWC activations on a CPU, where oneDNN's convolutions run 1.4-5x faster in that layout
+    (bench/speed.py; weights stay in the default layout). Unchanged on other devices."""
+    return x.contiguous(memory_format=torch.channels_last) if x.device.type == "cpu" else x
+
+
 class ConvEncoder(nn.Module):
     """Four stride-2 convolutions (kernel 4, depth x [1, 2, 4, 8]): 64x64 -> 2x2, output 32*depth.
 
@@ -51,11 +57,14 @@ class ConvEncoder(nn.Module):
         x = image.reshape(-1, *image.shape[-3:]).to(torch.get_default_dtype()) / 255.0 - 0.5
         if x.shape[-2:] != (64, 64):
             raise ValueError(f"ConvEncoder expects 64x64 images, got {tuple(x.shape[-2:])}; set env.image_size=64")
-        return self.net(x).reshape(*lead, -1)
+        return self.net(cpu_channels_last(x)).reshape(*lead, -1)
 
 
 class ConvDecoder(nn.Module):
-    """Transposed convolutions (kernels 5, 5, 6, 6): a feature vector -> the mean image in [-0.5, 0.5]."""
+    """Transposed convolutions (kernels 5, 5, 6, 6): a feature vector -> the mean image in [-0.5, 0.5].
+
+    The first transposed convolution sees a 1x1 input, where it is a matrix product: it runs as one
+    (same weights, same result; 10x faster than the convolution on a CPU)."""
 
     def __init__(self, in_dim: int, out_channels: int, depth: int = 48, act: str = "elu", kernels=(5, 5, 6, 6)):
         super().__init__()
@@ -74,8 +83,11 @@ class ConvDecoder(nn.Module):
 
     def forward(self, feat: torch.Tensor) -> torch.Tensor:
         lead = feat.shape[:-1]
-        x = self.fc(feat).reshape(-1, 32 * self.depth, 1, 1)
-        x = self.net(x)
+        first = self.net[0]
+        k = first.kernel_size
+        x = self.fc(feat).reshape(-1, 32 * self.depth) @ first.weight.flatten(1)  # (N, out * k * k)
+        x = x.reshape(-1, first.out_channels, *k) + first.bias[:, None, None]
+        x = self.net[1:](cpu_channels_last(x))
         return x.reshape(*lead, *x.shape[1:])
 
 
