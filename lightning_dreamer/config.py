@@ -60,8 +60,12 @@ class EnvConfig:
     time_limit: int = 0
     # Extra keyword arguments for gymnasium.make / the ALE.
     kwargs: dict[str, Any] = field(default_factory=dict)
+    # Environments per rank (Dreamer), stepped together in worker processes (TorchRL ParallelEnv)
+    # and acted in by one batched policy call; env steps and the train ratio count all of them.
+    num_envs: int = 1
 
-    LIMITS: ClassVar[dict] = {"image_size": ">=1", "action_repeat": ">=1", "sticky_actions": "[0,1)", "time_limit": ">=0"}
+    LIMITS: ClassVar[dict] = {"image_size": ">=1", "action_repeat": ">=1", "sticky_actions": "[0,1)", "time_limit": ">=0",
+                              "num_envs": ">=1"}
 
 
 @dataclass
@@ -203,6 +207,12 @@ def check_relations(cfg: DictConfig) -> None:
     r, e = cfg.replay, cfg.env
     if r.capacity < r.seq_len:
         raise ConfigError(f"replay.capacity ({r.capacity}) must be >= replay.seq_len ({r.seq_len}): a sequence must fit in the buffer")
+    if e.num_envs > 1 and cfg.algo == "world_models":
+        raise ConfigError(f"env.num_envs={e.num_envs} is for Dreamer agents; World Models collects with one env "
+                          "(its CMA-ES steps env workers of its own: model.env_workers), so allowed: 1")
+    if r.capacity // e.num_envs < r.seq_len:
+        raise ConfigError(f"replay.capacity ({r.capacity}) split among env.num_envs={e.num_envs} lanes must hold "
+                          f"replay.seq_len ({r.seq_len}) steps each: raise replay.capacity or lower env.num_envs")
     if e.obs in ("pixels", "both") and e.image_size != 64:
         raise ConfigError(f"bad value for 'env.image_size': {e.image_size}; the convolutional encoders take 64x64 frames, so allowed: 64")
     for name in cfg.run.loggers:

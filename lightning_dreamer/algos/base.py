@@ -45,8 +45,8 @@ from torch.utils.data import DataLoader
 
 from lightning_dreamer.callbacks import log_to_loggers
 from lightning_dreamer.config import Config
-from lightning_dreamer.data import Collector, Replay, ReplayBatches, TrainRatio, run_episodes
-from lightning_dreamer.envs import make_env
+from lightning_dreamer.data import BatchedCollector, Collector, Replay, ReplayBatches, TrainRatio, run_episodes
+from lightning_dreamer.envs import make_batched_env, make_env
 from lightning_dreamer.errors import ConfigError, UserError, one_line
 from lightning_dreamer.spec import EnvSpec
 
@@ -200,13 +200,23 @@ class RLModule(L.LightningModule):
         torch.manual_seed(seed)
         np.random.seed(seed % 2**32)
         random.seed(seed)
-        r = self.run_config.replay
-        self.replay = Replay(r.capacity, r.batch_size, r.seq_len, scratch_dir=self._rank_dir("live"))
+        r, n = self.run_config.replay, self.run_config.env.num_envs
+        self.replay = Replay(r.capacity, r.batch_size, r.seq_len, scratch_dir=self._rank_dir("live"), lanes=n)
+        generator = torch.Generator().manual_seed(seed)
         # TorchRL envs are nn.Modules: keep them out of the module tree (state_dict, .to(), DDP).
-        object.__setattr__(self, "env", build_env(self.run_config.env, seed=seed))
-        self.collector = Collector(self.env, self.replay, self.obs_keys, torch.Generator().manual_seed(seed),
-                                   hold=self.run_config.replay.prefill_hold)
-        self.ratio = TrainRatio(r.train_ratio, r.batch_size * r.seq_len, r.pretrain)
+        if n == 1:
+            object.__setattr__(self, "env", build_env(self.run_config.env, seed=seed))
+            self.collector = Collector(self.env, self.replay, self.obs_keys, generator, hold=r.prefill_hold)
+        else:  # env i of rank k is seeded seed + 1000 k + i: ranks' seeds stay apart for up to 1000 envs
+            spec_for(self.run_config.env)  # a broken env fails here, in one line, before workers start
+            object.__setattr__(self, "env", make_batched_env(self.run_config.env, n, seed=seed))
+            self.collector = BatchedCollector(self.env, self.replay, self.obs_keys, generator, hold=r.prefill_hold)
+        self.ratio = TrainRatio(r.train_ratio, r.batch_size * r.seq_len, r.pretrain, num_envs=n)
+
+    def teardown(self, stage: str) -> None:
+        """Stop the worker processes of several envs (env.num_envs > 1) when a fit ends or fails."""
+        if stage == "fit" and isinstance(getattr(self, "collector", None), BatchedCollector) and not self.env.is_closed:
+            self.env.close()
 
     def train_dataloader(self) -> DataLoader:
         cuda = self.device.type == "cuda"
@@ -221,17 +231,16 @@ class RLModule(L.LightningModule):
             _set_rng_state(self.replay.extra["rng"], self.collector.generator)
             self.print(f"resumed: {self.env_steps:,} env steps, {self.updates:,} updates, replay {len(self.replay):,} steps")
             self._resume_state = None
-        else:
-            self.collector.step(self.run_config.replay.prefill)
-            self.policy_steps += self.run_config.replay.prefill
-        extra = 0
+        else:  # replay.prefill agent steps over all envs (rounded up to a step of each)
+            n = self.run_config.env.num_envs
+            self.policy_steps += self.collector.step(-(-self.run_config.replay.prefill // n))
+        extra, seq_len = 0, self.run_config.replay.seq_len
         while not self.replay.ready():  # no episode as long as seq_len yet: keep collecting
-            if extra >= 10 * self.run_config.replay.seq_len:
-                raise UserError(f"no episode reached replay.seq_len={self.run_config.replay.seq_len} steps in "
+            if extra >= 10 * seq_len:
+                raise UserError(f"no episode reached replay.seq_len={seq_len} steps in "
                                 f"{self.policy_steps:,} random agent steps; lower replay.seq_len")
-            self.collector.step(self.run_config.replay.seq_len)
-            self.policy_steps += self.run_config.replay.seq_len
-            extra += self.run_config.replay.seq_len
+            self.policy_steps += self.collector.step(seq_len)
+            extra += seq_len
         self._record_episodes(log=False)
         self.print(self.replay.describe())
 
@@ -301,13 +310,13 @@ class RLModule(L.LightningModule):
         self._update_times = (self._update_times + [time.perf_counter() - self._step_started])[-20:]
 
     def collect(self, steps: int) -> None:
-        """Take ``steps`` agent steps with the exploring policy (eval mode, no_grad) into replay."""
+        """Take ``steps`` steps of every env with the exploring policy (eval mode, no_grad) into replay."""
         was_training = self.training
         self.eval()
         with torch.no_grad():
-            self.collector.step(steps, self._policy)
+            taken = self.collector.step(steps, self._policy)
         self.train(was_training)
-        self.policy_steps += steps
+        self.policy_steps += taken
         self._record_episodes()
 
     def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
