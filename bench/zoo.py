@@ -60,7 +60,10 @@ def train(name: str, seed: int, root: str, extra: list[str]) -> tuple[str, list[
     if os.path.exists(os.path.join(run_dir, "checkpoints", "last.ckpt")):
         cmd += ["--ckpt_path", "last"]
     print(" ".join(cmd), flush=True)
-    subprocess.run(cmd, cwd=ROOT, check=True)
+    code = subprocess.run(cmd, cwd=ROOT).returncode
+    if code:  # the run printed why; 128 + N: stopped by signal N, its checkpoint saved
+        how = f"stopped by signal {code - 128} (saved; run the same command again to resume)" if code > 128 else f"failed (exit {code})"
+        raise SystemExit(f"{name} seed {seed}: training {how}")
     return run_dir, cmd
 
 

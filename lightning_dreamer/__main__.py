@@ -152,6 +152,10 @@ def _check_resumable(ckpt: dict, cfg, path: str) -> None:
         if key in stored.get("env", {}) and before != now:
             raise CLIError(f"cannot resume {path} with env.{key}={now!r}: it was trained with env.{key}={before!r}; "
                            "keep the env it was trained on, or start a new run.dir")
+    lanes = stored.get("env", {}).get("num_envs", 1)
+    if lanes != cfg.env.num_envs:
+        raise CLIError(f"cannot resume {path} with env.num_envs={cfg.env.num_envs}: its replay holds one lane per env "
+                       f"of the {lanes} it was trained with; resume with env.num_envs={lanes}, or start a new run.dir")
 
 
 def cmd_eval(args: argparse.Namespace, extra: list[str]) -> int:

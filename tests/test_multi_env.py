@@ -125,3 +125,23 @@ def test_num_envs_is_checked_before_any_work(tmp_path, capsys):
         err = capsys.readouterr().err
         assert code != 0 and words in err and "Traceback" not in err, (bad, err)
         assert not (tmp_path / "r").exists()
+
+
+def test_resume_keeps_the_envs_and_their_lanes(tmp_path, capsys):
+    from lightning_dreamer.__main__ import main
+
+    run = tmp_path / "run"
+    base = ["fit", "--config", f"{ROOT}/configs/tiny_point.yaml", f"run.dir={run}", "run.eval_every=0", "run.threads=1",
+            "--trainer.enable_progress_bar", "false"]
+    assert main([*base, "env.num_envs=2", "run.total_env_steps=90"]) == 0
+    first = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)["lightning_dreamer"]
+    capsys.readouterr()
+    assert main([*base, "env.num_envs=3", "run.total_env_steps=120", "--ckpt_path", "last"]) == 2
+    err = capsys.readouterr().err
+    assert "env.num_envs=3" in err and "resume with env.num_envs=2" in err and "Traceback" not in err
+    assert main([*base, "env.num_envs=2", "run.total_env_steps=120", "--ckpt_path", "last"]) == 0
+    assert "resumed: " in capsys.readouterr().out
+    state = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)["lightning_dreamer"]
+    assert 120 <= state["policy_steps"] < 122 and state["updates"] > first["updates"]
+    # the two lanes came back whole and went on growing: every entry is an agent step or an episode start
+    assert state["replay_steps"] == state["policy_steps"] + state["episodes"] + 2 * 2  # each segment opened 2 episodes

@@ -110,9 +110,13 @@ class Replay:
 
     def describe(self) -> str:
         total = self.bytes_per_step * self.capacity
-        where = getattr(self.buffer.storage, "scratch_dir", None) or "a temporary directory"
+        where = getattr(self.buffer.storage, "scratch_dir", None)
+        lanes = ""
+        if len(self.lanes) > 1:
+            where = where and os.path.dirname(os.path.normpath(where))
+            lanes = f", one lane of {self.lanes[0].capacity:,} steps per env"
         return (f"replay: capacity {self.capacity:,} steps x {self.bytes_per_step:,} B/step = "
-                f"{total / 2**30:.2f} GiB on disk (memory-mapped) in {where}")
+                f"{total / 2**30:.2f} GiB on disk (memory-mapped{lanes}) in {where or 'a temporary directory'}")
 
     def ready(self) -> bool:
         """True once some episode holds at least seq_len steps."""
