@@ -6,11 +6,14 @@
    bf16-mixed, both through the Lightning Trainer and by calling the same update directly, eager
    and with the update's passes compiled (``--compile eager reduce-overhead``; ``run.compile``).
    With ``--profile`` (CUDA): kernels and host launches per update and the GPU's busy share.
-2. Collection speed: agent steps/s of our Collector (policy in the loop and random actions)
+2. End to end (``--fit``): env frames/s of a real ``fit`` (Pong, pixel cartpole) with ``--num-envs``
+   environments per rank: collection at the config's train ratio and the updates, after a warm-up.
+3. Collection speed: agent steps/s of our Collector (policy in the loop and random actions)
    against the raw dm_control / gymnasium loop on the same task.
 
     python bench/speed.py [--device cpu|cuda] [--compile eager reduce-overhead] [--updates 10]
                           [--algos dreamer_v2 dreamer_v1] [--sizes tiny small atari] [--skip-env] [--profile]
+    python bench/speed.py --no-updates --skip-env --fit pong cartpole --num-envs 1 8 --device cuda   # end to end
 """
 
 from __future__ import annotations
@@ -234,6 +237,47 @@ def raw_env_speed(env_cfg, steps: int) -> float:
     return steps / (time.perf_counter() - start)
 
 
+FIT_CONFIGS = {  # end to end: a real fit (collection at the config's train ratio + updates)
+    "pong": ["configs/v2_atari.yaml"],
+    "cartpole": ["configs/v2_dmc_cartpole_swingup.yaml"],
+    "cartpole-cpu": ["configs/v2_dmc_cartpole_swingup.yaml", "configs/presets/cpu.yaml"],
+}
+
+
+def fit_fps(name: str, num_envs: int, precision: str, device: str, mode: str, updates: int, warmup: int) -> tuple[float, float, float]:
+    """(env frames/s, updates/s, agent steps/s) of a real fit of ``FIT_CONFIGS[name]`` with
+    ``num_envs`` envs, timed from update ``warmup`` to ``warmup + updates`` (after the prefill)."""
+    import lightning as L
+    from lightning.pytorch.callbacks import Callback
+
+    from lightning_dreamer.loading import load_config
+    from lightning_dreamer.train import build_agent
+
+    class Clock(Callback):
+        def __init__(self):
+            self.marks: list[tuple[float, int, int]] = []
+
+        def on_train_batch_end(self, trainer, module, *args):
+            if module.updates in (warmup, warmup + updates):
+                sync(device)
+                self.marks.append((time.perf_counter(), module.env_steps, module.policy_steps))
+
+    with tempfile.TemporaryDirectory() as tmp:
+        overrides = [f"run.dir={tmp}", f"env.num_envs={num_envs}", "run.eval_every=0", f"run.compile={mode}",
+                     "replay.pretrain=0", "run.checkpoint_every=0", "run.log_every=1000000"]
+        cfg = load_config(FIT_CONFIGS[name], overrides)
+        module = build_agent(cfg)
+        clock = Clock()
+        threads = torch.get_num_threads()
+        trainer = L.Trainer(max_steps=3 * (warmup + updates + 1), precision=precision, logger=False, enable_checkpointing=False,
+                            enable_progress_bar=False, enable_model_summary=False, callbacks=[clock], max_epochs=-1,
+                            accelerator="gpu" if device == "cuda" else "cpu", devices=1)
+        trainer.fit(module)
+        torch.set_num_threads(threads)
+    (t0, e0, p0), (t1, e1, p1) = clock.marks
+    return (e1 - e0) / (t1 - t0), updates / (t1 - t0), (p1 - p0) / (t1 - t0)
+
+
 def speed_row(algo: str, size: str, precision: str, mode: str, args) -> str:
     torch._dynamo.reset()
     with tempfile.TemporaryDirectory() as tmp:
@@ -267,6 +311,10 @@ def main() -> None:
     parser.add_argument("--env-steps", type=int, default=400)
     parser.add_argument("--skip-env", action="store_true")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="torch threads (never more than free cores)")
+    parser.add_argument("--fit", nargs="*", default=[], choices=list(FIT_CONFIGS),
+                        help="end to end: env frames/s of a real fit of these configs (Dreamer V2)")
+    parser.add_argument("--num-envs", nargs="+", type=int, default=[1], help="env.num_envs values for --fit")
+    parser.add_argument("--no-updates", action="store_true", help="skip the seconds-per-update table")
     args = parser.parse_args()
     os.chdir(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     torch.set_num_threads(args.threads)
@@ -275,6 +323,28 @@ def main() -> None:
         print(f"GPU: {torch.cuda.get_device_name()}")
     print(f"torch {torch.__version__}, {args.device}, {torch.get_num_threads()} threads, mean of {args.updates} updates "
           f"after {args.warmup} warm-up updates")
+    if not args.no_updates:
+        update_table(args)
+    if args.fit:
+        print(f"\n## End to end: a real fit (collection at the config's train ratio + updates), {args.updates} updates "
+              f"after {args.warmup}")
+        print("| config | env.num_envs | precision | compile | env frames/s | updates/s | agent steps/s |")
+        print("|---|---|---|---|---|---|---|")
+        for name in args.fit:
+            for n in args.num_envs:
+                for precision in args.precisions:
+                    for mode in args.compile:
+                        try:
+                            fps, ups, sps = fit_fps(name, n, precision, args.device, mode, args.updates, args.warmup)
+                            print(f"| {name} | {n} | {precision} | {mode} | {fps:,.0f} | {ups:.2f} | {sps:,.0f} |", flush=True)
+                        except Exception as err:
+                            print(f"| {name} | {n} | {precision} | {mode} | failed: {type(err).__name__}: "
+                                  f"{str(err).strip().splitlines()[0][:300] if str(err).strip() else ''} |", flush=True)
+    if not args.skip_env:
+        env_speed(args.env_steps)
+
+
+def update_table(args) -> None:
     print("\n## Seconds per gradient update (sampling + world model + actor + critic)")
     extra = " kernels/update | host launches/update | graph launches/update | GPU busy |" if args.profile else ""
     print(f"| size | precision | compile | algorithm | direct | Trainer | Trainer overhead | warm-up s |{extra}")
@@ -288,8 +358,6 @@ def main() -> None:
                     except Exception as err:  # one failed row is a figure too
                         print(f"| {size} | {precision} | {mode} | {algo} | failed: {type(err).__name__}: "
                               f"{str(err).strip().splitlines()[0][:300] if str(err).strip() else ''} |", flush=True)
-    if not args.skip_env:
-        env_speed(args.env_steps)
 
 
 if __name__ == "__main__":
