@@ -204,6 +204,7 @@ class RLModule(L.LightningModule):
         self.replay = Replay(r.capacity, r.batch_size, r.seq_len, scratch_dir=self._rank_dir("live"), lanes=n)
         generator = torch.Generator().manual_seed(seed)
         # TorchRL envs are nn.Modules: keep them out of the module tree (state_dict, .to(), DDP).
+        self.collector: Collector | BatchedCollector
         if n == 1:
             object.__setattr__(self, "env", build_env(self.run_config.env, seed=seed))
             self.collector = Collector(self.env, self.replay, self.obs_keys, generator, hold=r.prefill_hold)
@@ -215,8 +216,9 @@ class RLModule(L.LightningModule):
 
     def teardown(self, stage: str) -> None:
         """Stop the worker processes of several envs (env.num_envs > 1) when a fit ends or fails."""
-        if stage == "fit" and isinstance(getattr(self, "collector", None), BatchedCollector) and not self.env.is_closed:
-            self.env.close()
+        env: Any = getattr(self, "env", None)
+        if stage == "fit" and isinstance(getattr(self, "collector", None), BatchedCollector) and not env.is_closed:
+            env.close()
 
     def train_dataloader(self) -> DataLoader:
         cuda = self.device.type == "cuda"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from contextlib import contextmanager
+from typing import cast
 
 import torch
 from torch import nn
@@ -83,10 +84,9 @@ class ConvDecoder(nn.Module):
 
     def forward(self, feat: torch.Tensor) -> torch.Tensor:
         lead = feat.shape[:-1]
-        first = self.net[0]
-        k = first.kernel_size
+        first = cast(nn.ConvTranspose2d, self.net[0])
         x = self.fc(feat).reshape(-1, 32 * self.depth) @ first.weight.flatten(1)  # (N, out * k * k)
-        x = x.reshape(-1, first.out_channels, *k) + first.bias[:, None, None]
+        x = x.reshape(-1, first.out_channels, *first.kernel_size) + cast(torch.Tensor, first.bias)[:, None, None]
         x = self.net[1:](cpu_channels_last(x))
         return x.reshape(*lead, *x.shape[1:])
 
