@@ -4,6 +4,7 @@
     python bench/zoo.py build dreamer_v1/dmc_cartpole_swingup_state --seeds 0 1 2 3
     python bench/zoo.py build dreamer_v2/dmc_cartpole_swingup_state --seeds 1 --train-only   # one seed, in parallel with others
     python bench/zoo.py verify                                           # re-evaluate every entry against its card
+    python bench/zoo.py compare --readme                                 # the README's comparison: table + curves
     python bench/zoo.py build dreamer_v2/tiny_point --seeds 0 1          # a seconds-long smoke run of this script
                                                                          # (publish it only into $LIGHTNING_DREAMER_ZOO)
 
@@ -11,16 +12,24 @@
 running it again resumes them), evaluates each final checkpoint with the deterministic policy on
 ``--episodes`` episodes of evaluation seeds no training run uses, and writes the card
 (zoo/NAME/README.md: score per seed, mean ± std over seeds, learning curves, wall-clock, hardware,
-commit, the command, SHA-256). If the entry's floor holds (the mean, and every seed), the weights of
+commit, the command, SHA-256) with each seed's evaluations beside it (zoo/NAME/eval_seed<S>.csv; result.json: the held-out
+scores, hardware, published seed). If the entry's floor holds (the mean, and every seed), the weights of
 the median seed are published (checkpoints/, zoo/index.json); otherwise the card says so and
 nothing is published (exit 1). ``verify`` re-plays every entry on its card's evaluation seed and
-fails if a score leaves the card's interval.
+fails if a score leaves the card's interval. ``compare`` reads those evaluation files for every
+algorithm on one benchmark and prints the comparison table (mean ± std over seeds at 25k / 50k / 100k
+env steps, best, wall-clock, hardware) and draws zoo/<benchmark>.svg; ``--readme`` also puts both in
+README.md between its comparison markers.
 """
 
 from __future__ import annotations
 
 import argparse
+import glob
+import json
 import os
+import re
+import shutil
 import platform
 import statistics
 import subprocess
@@ -32,6 +41,9 @@ sys.path.insert(0, os.path.join(ROOT, "bench"))
 
 from learn import BENCHMARKS  # noqa: E402  (the recipes)
 
+MARKS = (25_000, 50_000)  # the comparison's columns, before the 100k budget
+BUDGET = 100_000
+README_MARKERS = ("<!-- comparison: written by `python bench/zoo.py compare --readme` -->", "<!-- end of comparison -->")
 EVAL_SEED = 7_000_000  # evaluation episodes: seeds no training run uses (runs: seed + 1000 rank; their evals: seed + 10**6)
 # name -> (recipe in bench/learn.py, floor of the mean over seeds, floor of every seed, anchor text for the card)
 ENTRIES = {
@@ -99,6 +111,10 @@ def card(name: str, seeds: list[int], scores: list[tuple[float, float]], publish
     algo = name.split("/")[0]
     rows = "\n".join(f"| {s} | {m:.1f} ± {d:.1f} | {'these weights' if s == published else ''} |" for s, (m, d) in zip(seeds, scores))
     verdict = ("floor met" if published is not None else "**below the floor: not published**")
+    floors = ", ".join(text for text, value in ((f"floor: mean ≥ {floor_mean}", floor_mean),
+                                                (f"every seed ≥ {floor_each}", floor_each)) if value is not None) or "no floor"
+    if command[-2:] == ["--ckpt_path", "last"]:  # the command of a fresh run, not of its resumption
+        command = command[:-2]
     return f"""# {name}
 
 Algorithm `{algo}`, trained by the recipe `{f"bench/learn.py {recipe_key}" if recipe_key else "configs/tiny_point.yaml"}` (its
@@ -108,10 +124,11 @@ departures from the paper are written there) for {steps:,} env steps per seed.
 |---|---|---|
 {rows}
 
-**Mean over {len(seeds)} seeds: {mean:.1f} ± {std:.1f}** (floor: mean ≥ {floor_mean}, every seed ≥ {floor_each}; {verdict}).
+**Mean over {len(seeds)} seeds: {mean:.1f} ± {std:.1f}** ({floors}; {verdict}).
 Anchor: {anchor}.
 
-Learning curves: `{svg}` (`python -m lightning_dreamer compare`). Wall-clock {wall / 3600:.2f} h over all seeds on
+Learning curves: `{svg}`, from each seed's evaluations during training (`eval_seed<S>.csv` here;
+`python -m lightning_dreamer compare` reads them). Wall-clock {wall / 3600:.2f} h over all seeds on
 {hardware()}. Commit `{commit}`. Reproduce: `python bench/zoo.py build {name} --seeds {' '.join(map(str, seeds))}`
 (each seed: `{' '.join(os.path.relpath(c, ROOT) if c.startswith(ROOT) else c for c in command[1:])}`).
 Weights: the median seed's ({published}), SHA-256 `{sha}`.
@@ -130,9 +147,10 @@ def build(args, extra) -> int:
         for seed in args.seeds:
             train(name, seed, args.root, extra)
         return 0
-    scores, agents, curves, wall, command, steps = [], [], [], 0.0, [], 0
+    scores, agents, curves, wall, command, steps, run_dirs = [], [], [], 0.0, [], 0, []
     for seed in args.seeds:
         run_dir, command = train(name, seed, args.root, extra)
+        run_dirs.append(run_dir)
         ckpt = read_checkpoint(os.path.join(run_dir, "checkpoints", "last.ckpt"))
         agent, config = agent_from_checkpoint(ckpt), run_config_of(ckpt)
         scores.append(evaluate(agent, config, args.episodes))
@@ -149,12 +167,22 @@ def build(args, extra) -> int:
     median = order[len(order) // 2]
     base = ld.zoo.root()
     svg_rel = os.path.join("zoo", name, "curves.svg")
-    os.makedirs(os.path.join(base, "zoo", name), exist_ok=True)
+    folder = os.path.join(base, "zoo", name)
+    os.makedirs(folder, exist_ok=True)
     write_atomically(os.path.join(base, svg_rel), svg(curves, steps, {}, f"{name}: evaluation return per training seed"))
+    for old in glob.glob(os.path.join(folder, "eval_seed*.csv")):
+        os.remove(old)
+    for seed, run_dir in zip(args.seeds, run_dirs):  # the curves travel with the card (compare reads them)
+        tmp = os.path.join(folder, f".eval_seed{seed}.csv.tmp")
+        shutil.copyfile(os.path.join(run_dir, "eval.csv"), tmp)
+        os.replace(tmp, os.path.join(folder, f"eval_seed{seed}.csv"))
+    result = {"seeds": args.seeds, "scores": [list(x) for x in scores], "episodes": args.episodes, "eval_seed": EVAL_SEED,
+              "env_steps": steps, "hardware": hardware(), "published_seed": args.seeds[median] if met else None}
+    write_atomically(os.path.join(folder, "result.json"), json.dumps(result, indent=1) + "\n")
     sha = None
     if met:
         agent, config = agents[median]
-        summary = {"score": means[median], "score_std": scores[median][1], "seeds_mean": statistics.mean(means),
+        summary = {"hardware": hardware(), "score": means[median], "score_std": scores[median][1], "seeds_mean": statistics.mean(means),
                    "seeds_std": statistics.stdev(means) if len(means) > 1 else 0.0, "env_steps": steps,
                    "training_seed": args.seeds[median], "eval_seed": EVAL_SEED, "eval_episodes": args.episodes}
         ld.zoo.export(agent, config, name, summary)
@@ -178,6 +206,57 @@ def verify(args) -> int:
     return 1 if bad else 0
 
 
+def comparison(benchmark: str) -> tuple[str, str]:
+    """The markdown table and SVG of every algorithm carded on ``benchmark``, from zoo/*/<benchmark>/."""
+    from lightning_dreamer.compare import group, read_curve, svg, table
+    import lightning_dreamer as ld
+
+    base, curves, held_out = ld.zoo.root(), [], []
+    for algo in ("dreamer_v2", "dreamer_v1", "world_models"):
+        folder = os.path.join(base, "zoo", algo, benchmark)
+        files = sorted(glob.glob(os.path.join(folder, "eval_seed*.csv")), key=lambda f: int(re.findall(r"\d+", os.path.basename(f))[0]))
+        if not files:
+            continue
+        curve = group(algo, [read_curve(f"{algo} {os.path.basename(f)}", f) for f in files])
+        result = json.load(open(os.path.join(folder, "result.json")))
+        curve.hardware = result["hardware"]
+        means = [m for m, _ in result["scores"]]
+        held_out.append(f"{statistics.mean(means):.1f} ± {statistics.stdev(means) if len(means) > 1 else 0.0:.1f}"
+                        f"{'' if result['published_seed'] is not None else ' (below floor)'}")
+        curves.append(curve)
+    if not curves:
+        raise SystemExit(f"no zoo entry on {benchmark} has its evaluations (zoo/<algorithm>/{benchmark}/eval_seed*.csv): "
+                         f"build them first (python bench/zoo.py build <algorithm>/{benchmark})")
+    lines = table(curves, BUDGET, list(MARKS)).splitlines()
+    head = f"final, {result['episodes']} held-out episodes per seed"
+    text = "\n".join([lines[0] + f" {head} |", lines[1] + "---|"] + [l + f" {h} |" for l, h in zip(lines[2:], held_out)])
+    picture = svg(curves, BUDGET, {"random": 22.0} if benchmark.startswith("dmc_cartpole_swingup") else {},
+                  f"{benchmark}: evaluation return, mean ± std over training seeds")
+    return text, picture
+
+
+def compare(args) -> int:
+    import lightning_dreamer as ld
+    from lightning_dreamer.compare import write_atomically
+
+    text, picture = comparison(args.benchmark)
+    svg_rel = os.path.join("zoo", f"{args.benchmark}.svg")
+    write_atomically(os.path.join(ld.zoo.root(), svg_rel), picture)
+    print(text)
+    print(f"learning curves: {svg_rel}")
+    if args.readme:
+        path = os.path.join(ld.zoo.root(), "README.md")
+        readme = open(path).read() if os.path.exists(path) else ""
+        start, end = README_MARKERS
+        if start not in readme or end not in readme:
+            raise SystemExit(f"{path} lacks the comparison markers:\n{start}\n{end}")
+        section = f"{start}\n{text}\n\n![learning curves]({svg_rel})\n{end}"
+        head, rest = readme.split(start, 1)
+        write_atomically(path, head + section + rest.split(end, 1)[1])
+        print("README.md: comparison updated")
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -189,7 +268,12 @@ def main() -> int:
     b.add_argument("--train-only", action="store_true", help="train or resume the seeds, no evaluation or card")
     v = sub.add_parser("verify")
     v.add_argument("--episodes", type=int, default=10)
+    c = sub.add_parser("compare")
+    c.add_argument("--benchmark", default="dmc_cartpole_swingup", help="the benchmark part of the entries' names")
+    c.add_argument("--readme", action="store_true", help="also write the table and curves into README.md")
     args, extra = parser.parse_known_args()
+    if args.command == "compare":
+        return compare(args)
     if args.command == "build" and len(args.seeds) < 3 and ENTRIES[args.name][0] is not None and not args.train_only:
         raise SystemExit("a zoo entry stands on at least 3 training seeds (--seeds)")
     return build(args, extra) if args.command == "build" else verify(args)

@@ -4,7 +4,7 @@ fit     [--config A.yaml [--config preset.yaml ...]] [key=value | --key value ..
         [--trainer.OPTION VALUE ...] [--ckpt_path PATH|last|auto] [--print_config]
         [--init zoo:NAME|PATH]  (start from these weights: fine-tuning)
 eval    --ckpt PATH|zoo:NAME [--episodes N] [--video FILE.mp4|.gif] [--seed S]
-compare NAME=RUN_DIR [NAME=RUN_DIR ...] [--budget N] [--marks N ...] [--baseline NAME=RETURN]
+compare NAME=RUN_DIR [NAME=RUN_DIR ...] (a name repeated: its seeds) [--budget N] [--marks N ...] [--baseline NAME=RETURN]
         [--svg FILE.svg]   (a table and learning curves from the runs' eval.csv)
 zoo     list   (the published agents: name, algorithm, env, score, env steps, size)
 doctor  what this machine can do (CPU features and precision, GPUs, rendering, ROMs, versions)
@@ -212,7 +212,7 @@ def cmd_compare(args: argparse.Namespace, extra: list[str]) -> int:
         raise CLIError("--budget and --marks must be positive env-step counts")
     if args.svg and not args.svg.endswith(".svg"):
         raise CLIError(f"--svg {args.svg}: the file must end in .svg")
-    curves = [compare.read_curve(name, path) for name, path in compare.parse_runs(args.runs)]
+    curves = compare.read_groups(args.runs)
     baselines = compare.parse_baselines(args.baseline or [])
     budget = args.budget or max(c.steps[-1] for c in curves)  # no budget given: the axis fits the data
     print(compare.table(curves, budget, sorted(m for m in args.marks if m < budget)))
@@ -262,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
     ev.add_argument("--video", help="write the first episode to this .mp4 or .gif")
     ev.add_argument("--seed", type=int, default=12345)
     cmp = sub.add_parser("compare", help="table and learning curves of several runs' evaluations")
-    cmp.add_argument("runs", nargs="+", metavar="NAME=RUN_DIR", help="a run directory (or its eval.csv), named")
+    cmp.add_argument("runs", nargs="+", metavar="NAME=RUN_DIR", help="a run directory (or its eval.csv), named; repeat a name for its other seeds (mean ± std over them)")
     cmp.add_argument("--budget", type=int, help="env-step budget the table judges (default: the longest run's last evaluation)")
     cmp.add_argument("--marks", type=int, nargs="*", default=[25_000, 50_000], help="more env-step columns")
     cmp.add_argument("--baseline", action="append", metavar="NAME=RETURN", help="a dashed reference line, e.g. random=22")

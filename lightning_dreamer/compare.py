@@ -7,6 +7,10 @@ Each run directory holds the ``eval.csv`` its training wrote (one row per evalua
 ``env_steps, updates, return_mean, return_std, episodes, wall_s``). A run resumed several times
 has several segments; ``wall_s`` restarts at each, so the wall-clock reported is the sum of each
 segment's last evaluation time (time after a segment's last evaluation is not counted).
+
+A name given several times (``v2=runs/seed0 v2=runs/seed1 v2=runs/seed2``) is one algorithm trained
+on several seeds: its curve is the mean over the seeds at the evaluations they all reached, its band
+and table cells the standard deviation over the seeds, its wall-clock the mean per seed.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from __future__ import annotations
 import csv
 import math
 import os
+import statistics
 from dataclasses import dataclass
 from xml.sax.saxutils import escape
 
@@ -33,6 +38,12 @@ class Curve:
     stds: list[float]
     wall_s: float
     segments: int
+    seeds: int = 1  # >1: a group of runs, one per training seed (``stds`` is then over the seeds)
+    hardware: str = ""  # shown as a table column when any curve has it
+
+    @property
+    def label(self) -> str:
+        return self.name if self.seeds == 1 else f"{self.name} ({self.seeds} seeds)"
 
 
 def read_curve(name: str, run_dir: str) -> Curve:
@@ -62,26 +73,55 @@ def read_curve(name: str, run_dir: str) -> Curve:
     return Curve(name, [rows[i][0] for i in order], [rows[i][1] for i in order], [rows[i][2] for i in order], wall, segments)
 
 
+def group(name: str, curves: list[Curve]) -> Curve:
+    """Several runs of one algorithm (one per training seed) as one curve: at each evaluation step that
+    every run reached, the mean of their returns and the standard deviation over the runs (a resumed
+    run that evaluated a step twice counts its last evaluation there)."""
+    if len(curves) == 1:
+        return curves[0]
+    by_step = [dict(zip(c.steps, c.returns)) for c in curves]
+    steps = sorted(set.intersection(*(set(b) for b in by_step)))
+    if not steps:
+        raise UserError(f"runs named '{name}' share no evaluation step (each run's env steps differ)")
+    means = [statistics.mean(b[s] for b in by_step) for s in steps]
+    stds = [statistics.stdev(b[s] for b in by_step) for s in steps]
+    return Curve(name, steps, means, stds, statistics.mean(c.wall_s for c in curves),
+                 sum(c.segments for c in curves), len(curves))
+
+
 def at(curve: Curve, step: int) -> float | None:
     """The last evaluation at or before ``step`` env steps; None if the run has not got there."""
+    found = at_with_std(curve, step)
+    return None if found is None else found[0]
+
+
+def at_with_std(curve: Curve, step: int) -> tuple[float, float] | None:
     if curve.steps[-1] < step:
         return None
-    values = [r for s, r in zip(curve.steps, curve.returns) if s <= step]
+    values = [(r, d) for s, r, d in zip(curve.steps, curve.returns, curve.stds) if s <= step]
     return values[-1] if values else None
 
 
 def table(curves: list[Curve], budget: int, marks: list[int]) -> str:
-    def fmt(x):
-        return "–" if x is None else f"{x:.1f}"
+    """A markdown row per curve. A group of seeds shows mean ± std over its seeds; a single run its mean."""
+    def fmt(c: Curve, step: int) -> str:
+        found = at_with_std(c, step)
+        if found is None:
+            return "–"
+        return f"{found[0]:.1f}" if c.seeds == 1 else f"{found[0]:.1f} ± {found[1]:.1f}"
 
-    head = ["run"] + [f"return @ {m:,}" for m in marks] + [f"return @ {budget:,}", f"best ≤ {budget:,} (at)",
-                                                            "env steps run", "wall-clock (h)", "segments"]
+    grouped = any(c.seeds > 1 for c in curves)
+    hardware = any(c.hardware for c in curves)
+    head = (["run"] + [f"return @ {m:,}" for m in marks]
+            + [f"return @ {budget:,}", f"best ≤ {budget:,} (at)", "env steps run",
+               "wall-clock per run (h)" if grouped else "wall-clock (h)", "segments"] + (["hardware"] if hardware else []))
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for c in curves:
         within = [(r, s) for s, r in zip(c.steps, c.returns) if s <= budget]
         best = f"{max(within)[0]:.1f} ({max(within)[1]:,})" if within else "–"
-        cells = [c.name] + [fmt(at(c, m)) for m in marks] + [fmt(at(c, budget)), best, f"{c.steps[-1]:,}",
-                                                              f"{c.wall_s / 3600:.2f}", str(c.segments)]
+        cells = ([c.label] + [fmt(c, m) for m in marks]
+                 + [fmt(c, budget), best, f"{c.steps[-1]:,}", f"{c.wall_s / 3600:.2f}", str(c.segments)]
+                 + ([c.hardware] if hardware else []))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -96,7 +136,8 @@ def _axis(low: float, high: float, count: int = 5) -> list[float]:
 
 
 def svg(curves: list[Curve], budget: int, baselines: dict[str, float], title: str) -> str:
-    """Learning curves: evaluation return (mean, with a ±std band) against env steps."""
+    """Learning curves: evaluation return (mean, with a ±std band: over episodes for a run, over seeds
+    for a group) against env steps."""
     width, height, left, right, top, bottom = 720, 420, 70, 150, 40, 50
     xt = _axis(0, max([budget] + [c.steps[-1] for c in curves]))
     values = [r + d for c in curves for r, d in zip(c.returns, c.stds)] + [r - d for c in curves for r, d in zip(c.returns, c.stds)]
@@ -133,22 +174,24 @@ def svg(curves: list[Curve], budget: int, baselines: dict[str, float], title: st
             out.append(f'<circle cx="{px(s):.1f}" cy="{py(r):.1f}" r="2.5" fill="{colour}"/>')
         y = legend_y + 18 * i
         out.append(f'<line x1="{width - right + 12}" y1="{y}" x2="{width - right + 32}" y2="{y}" stroke="{colour}" stroke-width="2"/>')
-        out.append(f'<text x="{width - right + 38}" y="{y + 4}">{escape(c.name)}</text>')
+        out.append(f'<text x="{width - right + 38}" y="{y + 4}">{escape(c.label)}</text>')
     out.append("</svg>")
     return "\n".join(out) + "\n"
 
 
-def parse_runs(specs: list[str]) -> list[tuple[str, str]]:
-    runs = []
+def parse_runs(specs: list[str]) -> list[tuple[str, list[str]]]:
+    """NAME=RUN_DIR specs, in order of first appearance; a name given several times collects its runs."""
+    runs: dict[str, list[str]] = {}
     for spec in specs:
         name, sep, path = spec.partition("=")
         if not sep or not name or not path:
             raise UserError(f"run '{spec}': write NAME=RUN_DIR (e.g. v2=runs/bench/v2_pixels)")
-        runs.append((name, path))
-    names = [n for n, _ in runs]
-    if len(set(names)) != len(names):
-        raise UserError(f"run names must differ, got {', '.join(names)}")
-    return runs
+        runs.setdefault(name, []).append(path)
+    return list(runs.items())
+
+
+def read_groups(specs: list[str]) -> list[Curve]:
+    return [group(name, [read_curve(name, p) for p in paths]) for name, paths in parse_runs(specs)]
 
 
 def parse_baselines(specs: list[str]) -> dict[str, float]:

@@ -74,3 +74,32 @@ def test_without_a_budget_the_table_and_axis_fit_the_data(tmp_path, capsys):
     labels = [t.text for t in ET.parse(svg).getroot().iter("{http://www.w3.org/2000/svg}text")]
     ticks = [float(t[:-1]) * 1000 for t in labels if t and t.endswith("k")]  # x-axis labels such as "2.5k"
     assert ticks and max(ticks) < 20_000  # the x axis ends near 7,500, not at a default 100k budget
+
+
+def test_a_repeated_name_is_one_algorithm_over_seeds(tmp_path, capsys):
+    # Three seeds of "v2" (one resumed, re-evaluating 10k; one a step further) and one run of "v1".
+    write_eval(tmp_path / "s0", [(5_000, 1, 10.0, 1.0, 5, 50.0), (10_000, 2, 30.0, 1.0, 5, 100.0)])
+    write_eval(tmp_path / "s1", [(5_000, 1, 20.0, 1.0, 5, 60.0), (10_000, 2, 0.0, 1.0, 5, 110.0),
+                                 (10_000, 2, 40.0, 1.0, 5, 5.0)])
+    write_eval(tmp_path / "s2", [(5_000, 1, 30.0, 1.0, 5, 70.0), (10_000, 2, 50.0, 1.0, 5, 120.0),
+                                 (15_000, 3, 90.0, 1.0, 5, 180.0)])
+    write_eval(tmp_path / "v1", [(5_000, 1, 7.0, 2.0, 5, 40.0), (10_000, 2, 8.0, 2.0, 5, 80.0)])
+    svg = tmp_path / "curves.svg"
+    assert main(["compare", *(f"v2={tmp_path / s}" for s in ("s0", "s1", "s2")), f"v1={tmp_path / 'v1'}",
+                 "--budget", "10000", "--marks", "5000", "--svg", str(svg)]) == 0
+    out = capsys.readouterr().out
+    rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]] for line in out.splitlines()
+            if line.startswith("| v")}
+    # Only the steps all three seeds reached; seed 1's last evaluation at 10k (40) counts.
+    assert rows["v2 (3 seeds)"] == ["20.0 ± 10.0", "40.0 ± 10.0", "40.0 (10,000)", "10,000",
+                                    f"{(100 + 115 + 180) / 3 / 3600:.2f}", "4"]
+    assert rows["v1"] == ["7.0", "8.0", "8.0 (10,000)", "10,000", f"{80 / 3600:.2f}", "1"]
+    assert "wall-clock per run (h)" in out
+    root = ET.parse(svg).getroot()
+    labels = [t.text for t in root.iter("{http://www.w3.org/2000/svg}text")]
+    assert "v2 (3 seeds)" in labels and "v1" in labels
+    assert [len(p.get("points").split()) for p in root.findall("{http://www.w3.org/2000/svg}polyline")] == [2, 2]
+
+    write_eval(tmp_path / "late", [(20_000, 1, 1.0, 0.0, 1, 1.0)])
+    assert main(["compare", f"v2={tmp_path / 's0'}", f"v2={tmp_path / 'late'}"]) == 2
+    assert "share no evaluation step" in capsys.readouterr().err

@@ -75,6 +75,15 @@ def test_fit_resume_eval(tmp_path, capsys, algo):
     # Resume from a checkpoint alone: the config travels inside it.
     assert main(["fit", "--ckpt_path", str(last), "run.total_env_steps=230", *QUIET]) == 0
     assert ckpt_state(last)["policy_steps"] == 230
+    # A finished run started again does nothing: no update, no new evaluation (the first time here it
+    # adds the final evaluation at 230 that the runs with eval_every 0 skipped; the second, nothing).
+    again = ["fit", "--config", TINY, f"run.dir={run}", "run.total_env_steps=230", "run.eval_every=80",
+             "--ckpt_path", "last", *QUIET]
+    assert main(again) == 0
+    evals, updates = (run / "eval.csv").read_text(), ckpt_state(last)["updates"]
+    assert evals.splitlines()[-1].startswith("230,")
+    assert main(again) == 0
+    assert (run / "eval.csv").read_text() == evals and ckpt_state(last)["updates"] == updates
     # Evaluate with a video.
     video = tmp_path / "episode.mp4"
     assert main(["eval", "--ckpt", str(last), "--episodes", "2", "--video", str(video)]) == 0

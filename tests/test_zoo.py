@@ -73,3 +73,55 @@ def test_eval_and_fine_tuning_from_an_entry(tiny_zoo, tmp_path, capsys):
     assert main(["fit", "--config", config, f"run.dir={tmp_path / 'other'}", "model.deter=64",
                  "--init", "zoo:dreamer_v2/tiny_point", *QUIET]) == 2
     assert "cannot start from zoo:dreamer_v2/tiny_point: its weights do not fit" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_bench_zoo_builds_a_card_and_the_comparison(tmp_path):
+    """bench/zoo.py end to end on the smoke entry: two seeds trained, evaluated, carded and published,
+    their curves kept beside the card, and the comparison table written into a README."""
+    import json
+    import subprocess
+    import sys
+
+    base = tmp_path / "zoo_root"
+    base.mkdir()
+    env = {**os.environ, "LIGHTNING_DREAMER_ZOO": str(base), "OMP_NUM_THREADS": "1"}
+    script = os.path.join(ROOT, "bench", "zoo.py")
+
+    def zoo(*args):
+        return subprocess.run([sys.executable, script, *args], cwd=ROOT, env=env, capture_output=True, text=True)
+
+    built = zoo("build", "dreamer_v2/tiny_point", "--seeds", "0", "1", "--root", str(tmp_path / "runs"), "--episodes", "2",
+                "run.total_env_steps=100", "run.eval_every=50", "run.threads=1")
+    assert built.returncode == 0, built.stdout[-2000:] + built.stderr[-2000:]
+    folder = base / "zoo" / "dreamer_v2" / "tiny_point"
+    card = (folder / "README.md").read_text()
+    assert "Mean over 2 seeds" in card and "no floor" in card and "--ckpt_path" not in card
+    for seed in (0, 1):  # each seed's training evaluations, as its run wrote them
+        run_eval = (tmp_path / "runs" / "dreamer_v2" / "tiny_point" / f"seed{seed}" / "eval.csv").read_text()
+        assert (folder / f"eval_seed{seed}.csv").read_text() == run_eval
+        assert run_eval.splitlines()[-1].startswith("100,")  # the final evaluation, once
+    result = json.loads((folder / "result.json").read_text())
+    assert result["seeds"] == [0, 1] and len(result["scores"]) == 2 and result["episodes"] == 2
+    assert result["published_seed"] in (0, 1) and "torch" in result["hardware"]
+    assert f"seed {result['published_seed']}" in built.stdout
+    agent = ld.zoo.load("dreamer_v2/tiny_point", base=str(base))
+    assert ld.zoo.entry("dreamer_v2/tiny_point", base=str(base))["training_seed"] == result["published_seed"]
+    assert agent is not None
+
+    start, end = ("<!-- comparison: written by `python bench/zoo.py compare --readme` -->", "<!-- end of comparison -->")
+    (base / "README.md").write_text(f"before\n{start}\nold table\n{end}\nafter\n")
+    compared = zoo("compare", "--benchmark", "tiny_point", "--readme")
+    assert compared.returncode == 0, compared.stderr[-2000:]
+    readme = (base / "README.md").read_text()
+    assert readme.startswith("before\n") and readme.endswith(f"{end}\nafter\n") and "old table" not in readme
+    row = next(line for line in readme.splitlines() if line.startswith("| dreamer_v2 (2 seeds)"))
+    means = [m for m, _ in result["scores"]]
+    assert row.rstrip(" |").endswith(f"{sum(means) / 2:.1f} ± {abs(means[0] - means[1]) / 2 ** 0.5:.1f}")
+    assert (base / "zoo" / "tiny_point.svg").read_text().startswith("<svg")
+
+    (base / "README.md").write_text("no markers\n")
+    refused = zoo("compare", "--benchmark", "tiny_point", "--readme")
+    assert refused.returncode == 1 and "lacks the comparison markers" in refused.stderr
+    few = zoo("build", "dreamer_v2/dmc_cartpole_swingup", "--seeds", "0")
+    assert few.returncode == 1 and "at least 3 training seeds" in few.stderr

@@ -7,6 +7,7 @@ and training goes on (``side_job``).
 
 from __future__ import annotations
 
+import csv
 import math
 import os
 import signal
@@ -253,6 +254,10 @@ class EvalCallback(_EveryEnvSteps):
         path = os.path.join(pl_module.run_config.run.dir, "eval.csv")
         if trainer.is_global_zero and os.path.exists(path):
             cut_rows(path, lambda row: int(row["env_steps"]) <= pl_module.env_steps)
+            with open(path, newline="") as f:
+                rows = list(csv.DictReader(f))
+            if rows and int(rows[-1]["env_steps"]) == pl_module.env_steps:  # evaluated here already (a finished run)
+                self.last_env_steps = pl_module.env_steps
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         requested = getattr(pl_module, "eval_requested", False)  # e.g. World Models after a controller stage
