@@ -107,7 +107,8 @@ def card(name: str, seeds: list[int], scores: list[tuple[float, float]], publish
     recipe_key, floor_mean, floor_each, anchor = ENTRIES[name]
     means = [m for m, _ in scores]
     mean, std = statistics.mean(means), (statistics.stdev(means) if len(means) > 1 else 0.0)
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip() or "?"
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip() \
+        or os.environ.get("ZOO_COMMIT", "?")  # a copy of the tree without .git (a GPU machine) is told it
     algo = name.split("/")[0]
     rows = "\n".join(f"| {s} | {m:.1f} ± {d:.1f} | {'these weights' if s == published else ''} |" for s, (m, d) in zip(seeds, scores))
     verdict = ("floor met" if published is not None else "**below the floor: not published**")
