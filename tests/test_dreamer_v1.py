@@ -77,3 +77,19 @@ def test_exploration_noise_continuous_and_epsilon_greedy():
     assert decaying.exploration_amount() == pytest.approx(0.4 * 0.5 ** (500 / 1000))
     decaying.policy_steps = 10**6
     assert decaying.exploration_amount() == pytest.approx(0.1)
+
+
+def test_the_deterministic_action_mode_or_median():
+    # A fresh actor has a pre-tanh std near actor_init_std (5): the tanh-Normal's density then peaks
+    # at +-1, so the paper's "mode" plays saturated actions; "median" plays tanh(mean), inside (-1, 1).
+    obs = {"pixels": torch.zeros(256, 3, 64, 64, dtype=torch.uint8), "state": torch.randn(256, 3)}
+    first = torch.ones(256, dtype=torch.bool)
+    paper, median = make_agent(), make_agent("model.eval_action=median")
+    median.load_state_dict(paper.state_dict())
+    torch.manual_seed(0)
+    saturated, _ = paper.act(obs, first, None, explore=False)
+    assert (saturated.abs() > 0.99).float().mean() > 0.9
+    played, (latent, _) = median.act(obs, first, None, explore=False)
+    expected = median.policy_dist(median.rssm.feat(latent)).median()
+    torch.testing.assert_close(played, expected)
+    assert played.abs().max() < 0.99  # tanh of the actor's mean, given the filtered latent

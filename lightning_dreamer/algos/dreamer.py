@@ -156,8 +156,12 @@ class Dreamer(RLModule):
         """One filtering step and an action. ``state`` is (latent, previous action) or None."""
         latent = self.world_model.filter_step(obs, is_first, state)
         dist = self.policy_dist(self.rssm.feat(latent))
-        action = self.explore(dist.sample()) if explore else dist.mode()
+        action = self.explore(dist.sample()) if explore else self.deterministic_action(dist)
         return action, (latent, action)
+
+    def deterministic_action(self, dist) -> torch.Tensor:
+        """The action of the deterministic policy (evaluation, the zoo): the distribution's mode."""
+        return dist.mode()
 
     # ------------------------------------------------------------------ learning
     def kl_loss(self, post: dict, prior: dict) -> tuple[torch.Tensor, torch.Tensor]:

@@ -57,6 +57,11 @@ class DreamerV1Config(DreamerConfig):
     actor_init_std: float = 5.0
     actor_min_std: float = 1e-4
     actor_mean_scale: float = 5.0
+    # The deterministic action (evaluation, the zoo) of the continuous actor: "mode" is DreamerV1's,
+    # the most likely of 100 samples under the tanh-Normal density; "median" is tanh(mean), SAC's
+    # choice. Once the pre-tanh std exceeds about 1, that density peaks at +-1 wherever the mean
+    # is, so "mode" plays saturated bang-bang actions (see TanhNormal.mode).
+    eval_action: str = "mode"
     # Entropy bonus on the actor objective (not in V1, which has none: 0.0 is the paper). The
     # tanh-Normal entropy includes log(1 - tanh(x)^2), so a small bonus keeps the actor off the
     # saturated +-1 actions where tanh passes almost no gradient.
@@ -76,7 +81,7 @@ class DreamerV1Config(DreamerConfig):
     LIMITS: ClassVar[dict] = {
         **DreamerConfig.LIMITS, "latent_min_std": ">=0", "cnn_act": tuple(ACTIVATIONS), "reward_layers": ">=0",
         "discount_layers": ">=0", "value_layers": ">=0", "actor_layers": ">=0", "actor_init_std": ">0",
-        "actor_mean_scale": ">0", "expl_amount": ">=0", "expl_decay": ">=0", "expl_min": ">=0", "value_lr": ">0",
+        "actor_mean_scale": ">0", "eval_action": ("mode", "median"), "expl_amount": ">=0", "expl_decay": ">=0", "expl_min": ">=0", "value_lr": ">0",
     }
 
 
@@ -121,6 +126,11 @@ class DreamerV1(Dreamer):
         return TanhNormal(mean, std)
 
     # ------------------------------------------------------------------ acting
+    def deterministic_action(self, dist) -> torch.Tensor:
+        if self.config.eval_action == "median" and not self.discrete:
+            return dist.median()
+        return dist.mode()
+
     def exploration_amount(self) -> float:
         m = self.config
         amount = m.expl_amount
