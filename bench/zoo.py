@@ -28,9 +28,9 @@ import argparse
 import glob
 import json
 import os
+import platform
 import re
 import shutil
-import platform
 import statistics
 import subprocess
 import sys
@@ -209,8 +209,8 @@ def verify(args) -> int:
 
 def comparison(benchmark: str) -> tuple[str, str]:
     """The markdown table and SVG of every algorithm carded on ``benchmark``, from zoo/*/<benchmark>/."""
-    from lightning_dreamer.compare import group, read_curve, svg, table
     import lightning_dreamer as ld
+    from lightning_dreamer.compare import group, read_curve, svg, table
 
     base, curves, held_out = ld.zoo.root(), [], []
     for algo in ("dreamer_v2", "dreamer_v1", "world_models"):
