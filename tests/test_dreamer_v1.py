@@ -93,3 +93,24 @@ def test_the_deterministic_action_mode_or_median():
     expected = median.policy_dist(median.rssm.feat(latent)).median()
     torch.testing.assert_close(played, expected)
     assert played.abs().max() < 0.99  # tanh of the actor's mean, given the filtered latent
+
+
+def test_return_normalisation_divides_the_actor_returns_by_their_moving_range():
+    plain, normed = make_agent(), make_agent("model.actor_return_norm=true")
+    assert "return_range" not in plain.state_dict() and float(normed.state_dict()["return_range"]) == 0.0
+    normed.load_state_dict(plain.state_dict(), strict=False)
+    feats = torch.randn(6, 8, normed.rssm.feat_dim)
+    weight = torch.rand(5, 8)
+    big = torch.linspace(0, 1000, 40).reshape(5, 8)  # 5th-95th percentile range: 900
+    spread = float(torch.quantile(big, 0.95) - torch.quantile(big, 0.05))
+    loss_plain, _ = plain.actor_objective(feats, None, big, None, weight)
+    loss_first, _ = normed.actor_objective(feats, None, big, None, weight)
+    assert float(normed.return_range) == pytest.approx(0.01 * spread)  # the average starts at 0
+    torch.testing.assert_close(loss_first, loss_plain / (0.01 * spread))
+    normed.actor_objective(feats, None, big, None, weight)
+    assert float(normed.return_range) == pytest.approx(0.01 * spread * (1 + 0.99))
+    small = big / 1e4  # a range below 1 leaves the returns as they are
+    fresh = make_agent("model.actor_return_norm=true")
+    fresh.load_state_dict(plain.state_dict(), strict=False)
+    torch.testing.assert_close(fresh.actor_objective(feats, None, small, None, weight)[0],
+                               plain.actor_objective(feats, None, small, None, weight)[0])

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import ClassVar, cast
 
 import torch
 import torch.nn.functional as F
@@ -66,6 +66,11 @@ class DreamerV1Config(DreamerConfig):
     # tanh-Normal entropy includes log(1 - tanh(x)^2), so a small bonus keeps the actor off the
     # saturated +-1 actions where tanh passes almost no gradient.
     actor_entropy: float = 0.0
+    # DreamerV3's return normalisation for the actor (not in V1): the λ-returns the actor maximises
+    # are divided by max(1, S), S an exponential moving average (decay 0.99) of their 5th-95th
+    # percentile range, so that the entropy bonus keeps its weight whatever the scale of the returns.
+    # The value network still regresses the raw returns.
+    actor_return_norm: bool = False
     # Exploration while collecting: additive Gaussian noise (continuous) or the probability of a
     # uniformly random action (discrete). amount * 0.5 ** (env_steps / expl_decay) if expl_decay > 0,
     # never below expl_min.
@@ -107,6 +112,8 @@ class DreamerV1(Dreamer):
     def build(self) -> None:
         super().build()
         self._raw_init_std = math.log(math.expm1(self.config.actor_init_std))
+        if self.config.actor_return_norm:  # a buffer only then: the paper's state dict is unchanged
+            self.register_buffer("return_range", torch.zeros(()))
 
     def optimizer(self, params, lr: float) -> torch.optim.Optimizer:
         return torch.optim.Adam(params, lr=lr, eps=self.config.adam_eps, weight_decay=self.config.weight_decay,
@@ -152,8 +159,19 @@ class DreamerV1(Dreamer):
         m = self.config
         with torch.set_grad_enabled(m.actor_entropy != 0):  # otherwise only logged
             entropy = self.policy_dist(feats[:-1].detach()).entropy()
+        if m.actor_return_norm:
+            returns = returns / self.return_scale(returns)
         loss = actor_loss(None, entropy, returns, None, weight, reinforce=0.0, entropy_scale=m.actor_entropy).mean()
         return loss, entropy
+
+    def return_scale(self, returns: torch.Tensor) -> torch.Tensor:
+        """max(1, S): S the moving average of the returns' 5th-95th percentile range, updated here
+        (DreamerV3's ``Moments``, decay 0.99, starting from 0)."""
+        flat = returns.detach().float().flatten()
+        spread = torch.quantile(flat, 0.95) - torch.quantile(flat, 0.05)
+        moving = cast(torch.Tensor, self.return_range)
+        moving.mul_(0.99).add_(0.01 * spread)
+        return moving.clamp(min=1.0)
 
     def update_logs(self):
         return {"expl/amount": self.exploration_amount()}
