@@ -47,7 +47,9 @@ BENCHMARKS = {
     # (stopped); hold + entropy, 211.6 at 25k. The 75 plateau is the policy's, not the evaluation's
     # (2026-11-23, state, no departures, seed 0, stopped at 13k env steps: 113.7 and 133.4 at 5k and
     # 10k, then 75.3 / 75.0 / 74.7 with the mode, median and sampled action of bench/eval_actions.py,
-    # while the logged actor entropy fell from -4 to -12: the tanh-Normal saturates at +-1).
+    # while the logged actor entropy fell from -4 to -12: the tanh-Normal saturates at +-1). Adding
+    # model.actor_return_norm with DreamerV3's entropy 3e-4 (same seed): 77.6 / 147.1 / 76.3 at
+    # 5k / 10k / 15k, saturated as well (entropy -3.6 to -9.5).
     "v1_state": (["configs/v1_dmc_cartpole_swingup_state.yaml", "configs/presets/v1_cpu.yaml"],
                  ["replay.train_ratio=128", "replay.prefill_hold=10", "model.actor_entropy=1e-2",
                   "model.kl_free=1.0", "model.value_lr=3e-4", "model.actor_lr=2e-4"], 500),
