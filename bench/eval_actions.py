@@ -18,22 +18,21 @@ import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.join(ROOT, "bench"))
+
+from zoo import evaluate  # noqa: E402  (the zoo's evaluation: its seed, deterministic policy)
+
+CHOICES = {"mode": lambda dist: dist.mode(), "median": lambda dist: dist.median(), "sample": lambda dist: dist.sample()}
 
 
 def main() -> int:
-    import numpy as np
-    import torch
-
-    from lightning_dreamer.algos.base import build_env
     from lightning_dreamer.checkpoint import agent_from_checkpoint, read_checkpoint, run_config_of
-    from lightning_dreamer.loading import config_from_dict
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("checkpoints", nargs="+")
     parser.add_argument("--episodes", type=int, default=10)
-    parser.add_argument("--seed", type=int, default=7_000_000, help="evaluation seed (the zoo's)")
     args = parser.parse_args()
-    print("| checkpoint | env steps | mode | median | sample |\n|---|---|---|---|---|")
+    print("| checkpoint | env steps | " + " | ".join(CHOICES) + " |\n|---|---|---|---|---|")
     for path in args.checkpoints:
         ckpt = read_checkpoint(path)
         agent, config = agent_from_checkpoint(ckpt), run_config_of(ckpt)
@@ -41,15 +40,9 @@ def main() -> int:
             print(f"| {path} | not a continuous-action Dreamer V1 agent |")
             continue
         cells = []
-        for how in ("mode", "median", "sample"):
-            agent.config.eval_action = how if how != "sample" else "mode"
-            if how == "sample":  # no exploration noise: the policy's own draw
-                agent.deterministic_action = lambda dist: dist.sample()
-            torch.manual_seed(args.seed)
-            env = build_env(config_from_dict(config).env, seed=args.seed)
-            returns, _, _ = agent.evaluate(env, args.episodes)
-            env.close()
-            cells.append(f"{np.mean(returns):.1f} ± {np.std(returns):.1f}")
+        for choose in CHOICES.values():
+            agent.deterministic_action = choose  # the action the evaluation plays
+            cells.append("{:.1f} ± {:.1f}".format(*evaluate(agent, config, args.episodes)))
         steps = ckpt["lightning_dreamer"]["policy_steps"] * config["env"]["action_repeat"]
         print(f"| {path} | {steps:,} | " + " | ".join(cells) + " |", flush=True)
     return 0

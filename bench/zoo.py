@@ -177,13 +177,14 @@ def build(args, extra) -> int:
         tmp = os.path.join(folder, f".eval_seed{seed}.csv.tmp")
         shutil.copyfile(os.path.join(run_dir, "eval.csv"), tmp)
         os.replace(tmp, os.path.join(folder, f"eval_seed{seed}.csv"))
+    machine = hardware()
     result = {"seeds": args.seeds, "scores": [list(x) for x in scores], "episodes": args.episodes, "eval_seed": EVAL_SEED,
-              "env_steps": steps, "hardware": hardware(), "published_seed": args.seeds[median] if met else None}
+              "env_steps": steps, "hardware": machine, "published_seed": args.seeds[median] if met else None}
     write_atomically(os.path.join(folder, "result.json"), json.dumps(result, indent=1) + "\n")
     sha = None
     if met:
         agent, config = agents[median]
-        summary = {"hardware": hardware(), "score": means[median], "score_std": scores[median][1], "seeds_mean": statistics.mean(means),
+        summary = {"hardware": machine, "score": means[median], "score_std": scores[median][1], "seeds_mean": statistics.mean(means),
                    "seeds_std": statistics.stdev(means) if len(means) > 1 else 0.0, "env_steps": steps,
                    "training_seed": args.seeds[median], "eval_seed": EVAL_SEED, "eval_episodes": args.episodes}
         ld.zoo.export(agent, config, name, summary)

@@ -89,13 +89,9 @@ def group(name: str, curves: list[Curve]) -> Curve:
                  sum(c.segments for c in curves), len(curves))
 
 
-def at(curve: Curve, step: int) -> float | None:
-    """The last evaluation at or before ``step`` env steps; None if the run has not got there."""
-    found = at_with_std(curve, step)
-    return None if found is None else found[0]
-
-
-def at_with_std(curve: Curve, step: int) -> tuple[float, float] | None:
+def at(curve: Curve, step: int) -> tuple[float, float] | None:
+    """(return, its std) of the last evaluation at or before ``step`` env steps; None if the run
+    has not got there."""
     if curve.steps[-1] < step:
         return None
     values = [(r, d) for s, r, d in zip(curve.steps, curve.returns, curve.stds) if s <= step]
@@ -105,7 +101,7 @@ def at_with_std(curve: Curve, step: int) -> tuple[float, float] | None:
 def table(curves: list[Curve], budget: int, marks: list[int]) -> str:
     """A markdown row per curve. A group of seeds shows mean ± std over its seeds; a single run its mean."""
     def fmt(c: Curve, step: int) -> str:
-        found = at_with_std(c, step)
+        found = at(c, step)
         if found is None:
             return "–"
         return f"{found[0]:.1f}" if c.seeds == 1 else f"{found[0]:.1f} ± {found[1]:.1f}"

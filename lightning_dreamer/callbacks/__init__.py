@@ -7,7 +7,6 @@ and training goes on (``side_job``).
 
 from __future__ import annotations
 
-import csv
 import math
 import os
 import signal
@@ -253,9 +252,7 @@ class EvalCallback(_EveryEnvSteps):
         # A resumed run: evaluations the stopped run made after its checkpoint are made again.
         path = os.path.join(pl_module.run_config.run.dir, "eval.csv")
         if trainer.is_global_zero and os.path.exists(path):
-            cut_rows(path, lambda row: int(row["env_steps"]) <= pl_module.env_steps)
-            with open(path, newline="") as f:
-                rows = list(csv.DictReader(f))
+            rows = cut_rows(path, lambda row: int(row["env_steps"]) <= pl_module.env_steps)
             if rows and int(rows[-1]["env_steps"]) == pl_module.env_steps:  # evaluated here already (a finished run)
                 self.last_env_steps = pl_module.env_steps
 

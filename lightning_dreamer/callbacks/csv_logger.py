@@ -9,20 +9,21 @@ from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 
 
-def cut_rows(path: str, keep) -> None:
-    """Rewrite the CSV at ``path`` (atomically) with only the rows ``keep(row)`` accepts."""
+def cut_rows(path: str, keep) -> list[dict[str, str]]:
+    """Rewrite the CSV at ``path`` (atomically) with only the rows ``keep(row)`` accepts; return them."""
     with open(path, newline="") as file:
         reader = csv.DictReader(file)
         header, rows = reader.fieldnames or [], list(reader)
     kept = [row for row in rows if keep(row)]
     if len(kept) == len(rows):
-        return
+        return kept
     tmp = path + ".tmp"
     with open(tmp, "w", newline="") as file:
         writer = csv.DictWriter(file, fieldnames=header)
         writer.writeheader()
         writer.writerows(kept)
     os.replace(tmp, path)
+    return kept
 
 
 class _AppendingWriter(ExperimentWriter):
