@@ -114,3 +114,32 @@ def test_return_normalisation_divides_the_actor_returns_by_their_moving_range():
     fresh.load_state_dict(plain.state_dict(), strict=False)
     torch.testing.assert_close(fresh.actor_objective(feats, None, small, None, weight)[0],
                                plain.actor_objective(feats, None, small, None, weight)[0])
+
+
+def test_adaptive_entropy_coefficient_moves_towards_the_target():
+    plain, adaptive = make_agent(), make_agent("model.actor_entropy_target=-1.0", "model.actor_entropy=1e-2")
+    assert "log_entropy_scale" not in plain.state_dict()  # off (the paper): the state dict is unchanged
+    adaptive.load_state_dict(plain.state_dict(), strict=False)
+    feats = torch.randn(6, 8, adaptive.rssm.feat_dim)
+    weight, returns = torch.rand(5, 8), torch.randn(5, 8)
+    torch.manual_seed(0)
+    loss, entropy = adaptive.actor_objective(feats, None, returns, None, weight)
+    # The first pass uses the starting coefficient: the loss of a fixed bonus of 1e-2 on the same draw.
+    plain.config.actor_entropy = 1e-2
+    torch.manual_seed(0)
+    torch.testing.assert_close(loss, plain.actor_objective(feats, None, returns, None, weight)[0])
+    # ... and then moves log(coefficient) by lr * (target - mean entropy).
+    expected = torch.log(torch.tensor(1e-2)) + 1e-2 * (-1.0 - entropy.mean())
+    torch.testing.assert_close(adaptive.log_entropy_scale, expected)
+    # A fresh actor (pre-tanh std 5) is far less random than -1 nats: the coefficient grows, and the
+    # gradient of the bonus lowers that std, towards the most random tanh-Normal.
+    assert float(entropy.detach().mean()) < -2
+    for _ in range(50):
+        adaptive.actor_objective(feats, None, returns, None, weight)
+    assert float(adaptive.log_entropy_scale.exp()) > 1e-2 * 1.5
+    # The coefficient stays inside its bounds however far the entropy is from the target.
+    far = make_agent("model.actor_entropy_target=1000.0", "model.actor_entropy_lr=100")
+    far.actor_objective(feats, None, returns, None, weight)
+    assert float(far.log_entropy_scale) == 5.0
+    with pytest.raises(Exception, match="actor_entropy_lr"):
+        make_agent("model.actor_entropy_lr=0")

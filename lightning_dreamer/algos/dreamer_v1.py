@@ -71,6 +71,14 @@ class DreamerV1Config(DreamerConfig):
     # percentile range, so that the entropy bonus keeps its weight whatever the scale of the returns.
     # The value network still regresses the raw returns.
     actor_return_norm: bool = False
+    # An adaptive entropy coefficient (SAC's automatic temperature, Haarnoja et al. 2018; not in V1).
+    # None: the coefficient is actor_entropy, fixed. A number H*: actor_entropy is where the
+    # coefficient starts, and after each actor pass log(coefficient) moves by
+    # actor_entropy_lr * (H* - the mean entropy of the imagined states), so it grows while the
+    # policy is less random than H* (a saturated, near-deterministic actor: about -12 per action
+    # dimension) and decays while it is more. SAC's choice is H* = -(action dims).
+    actor_entropy_target: float | None = None
+    actor_entropy_lr: float = 1e-2
     # Exploration while collecting: additive Gaussian noise (continuous) or the probability of a
     # uniformly random action (discrete). amount * 0.5 ** (env_steps / expl_decay) if expl_decay > 0,
     # never below expl_min.
@@ -87,6 +95,7 @@ class DreamerV1Config(DreamerConfig):
         **DreamerConfig.LIMITS, "latent_min_std": ">=0", "cnn_act": tuple(ACTIVATIONS), "reward_layers": ">=0",
         "discount_layers": ">=0", "value_layers": ">=0", "actor_layers": ">=0", "actor_init_std": ">0",
         "actor_mean_scale": ">0", "eval_action": ("mode", "median"), "expl_amount": ">=0", "expl_decay": ">=0", "expl_min": ">=0", "value_lr": ">0",
+        "actor_entropy_lr": ">0",
     }
 
 
@@ -114,6 +123,9 @@ class DreamerV1(Dreamer):
         self._raw_init_std = math.log(math.expm1(self.config.actor_init_std))
         if self.config.actor_return_norm:  # a buffer only then: the paper's state dict is unchanged
             self.register_buffer("return_range", torch.zeros(()))
+        if self.config.actor_entropy_target is not None:  # the log of the adaptive coefficient, likewise
+            start = max(self.config.actor_entropy, 1e-6)
+            self.register_buffer("log_entropy_scale", torch.tensor(math.log(start)))
 
     def optimizer(self, params, lr: float) -> torch.optim.Optimizer:
         return torch.optim.Adam(params, lr=lr, eps=self.config.adam_eps, weight_decay=self.config.weight_decay,
@@ -157,12 +169,24 @@ class DreamerV1(Dreamer):
     def actor_objective(self, feats, actions, returns, value, weight):
         """``-E[w_t R_t]``, its gradient through the imagined dynamics, reward and value alone."""
         m = self.config
-        with torch.set_grad_enabled(m.actor_entropy != 0):  # otherwise only logged
+        adaptive = m.actor_entropy_target is not None
+        with torch.set_grad_enabled(m.actor_entropy != 0 or adaptive):  # otherwise only logged
             entropy = self.policy_dist(feats[:-1].detach()).entropy()
         if m.actor_return_norm:
             returns = returns / self.return_scale(returns)
-        loss = actor_loss(None, entropy, returns, None, weight, reinforce=0.0, entropy_scale=m.actor_entropy).mean()
+        scale = self.entropy_scale(entropy) if adaptive else m.actor_entropy
+        loss = -(weight.detach() * (returns + scale * entropy)).mean() if adaptive else \
+            actor_loss(None, entropy, returns, None, weight, reinforce=0.0, entropy_scale=m.actor_entropy).mean()
         return loss, entropy
+
+    def entropy_scale(self, entropy: torch.Tensor) -> torch.Tensor:
+        """The adaptive entropy coefficient for this pass, then its update from this pass's
+        entropy (a gradient step on SAC's temperature loss, in log space, bounded to [e^-15, e^5])."""
+        log_scale = cast(torch.Tensor, self.log_entropy_scale)
+        scale = log_scale.exp().detach().clone()
+        step = self.config.actor_entropy_lr * (cast(float, self.config.actor_entropy_target) - entropy.detach().float().mean())
+        log_scale.add_(step).clamp_(-15.0, 5.0)
+        return scale
 
     def return_scale(self, returns: torch.Tensor) -> torch.Tensor:
         """max(1, S): S the moving average of the returns' 5th-95th percentile range, updated here
@@ -174,4 +198,7 @@ class DreamerV1(Dreamer):
         return moving.clamp(min=1.0)
 
     def update_logs(self):
-        return {"expl/amount": self.exploration_amount()}
+        logs = {"expl/amount": self.exploration_amount()}
+        if self.config.actor_entropy_target is not None:
+            logs["actor/entropy_scale"] = cast(torch.Tensor, self.log_entropy_scale).exp().detach().clone()
+        return logs
