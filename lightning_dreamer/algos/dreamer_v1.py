@@ -175,15 +175,14 @@ class DreamerV1(Dreamer):
         if m.actor_return_norm:
             returns = returns / self.return_scale(returns)
         scale = self.entropy_scale(entropy) if adaptive else m.actor_entropy
-        loss = -(weight.detach() * (returns + scale * entropy)).mean() if adaptive else \
-            actor_loss(None, entropy, returns, None, weight, reinforce=0.0, entropy_scale=m.actor_entropy).mean()
+        loss = actor_loss(None, entropy, returns, None, weight, reinforce=0.0, entropy_scale=scale).mean()
         return loss, entropy
 
     def entropy_scale(self, entropy: torch.Tensor) -> torch.Tensor:
         """The adaptive entropy coefficient for this pass, then its update from this pass's
         entropy (a gradient step on SAC's temperature loss, in log space, bounded to [e^-15, e^5])."""
         log_scale = cast(torch.Tensor, self.log_entropy_scale)
-        scale = log_scale.exp().detach().clone()
+        scale = log_scale.exp()  # a new tensor: the in-place update below leaves it as it is
         step = self.config.actor_entropy_lr * (cast(float, self.config.actor_entropy_target) - entropy.detach().float().mean())
         log_scale.add_(step).clamp_(-15.0, 5.0)
         return scale
@@ -200,5 +199,5 @@ class DreamerV1(Dreamer):
     def update_logs(self):
         logs = {"expl/amount": self.exploration_amount()}
         if self.config.actor_entropy_target is not None:
-            logs["actor/entropy_scale"] = cast(torch.Tensor, self.log_entropy_scale).exp().detach().clone()
+            logs["actor/entropy_scale"] = cast(torch.Tensor, self.log_entropy_scale).exp()
         return logs

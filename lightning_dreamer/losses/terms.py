@@ -42,7 +42,7 @@ def total_loss(losses: Mapping[str, torch.Tensor], scales: Mapping[str, float]) 
     return total
 
 
-def actor_loss(log_prob, entropy, returns, baseline, weight, reinforce: float, entropy_scale: float):
+def actor_loss(log_prob, entropy, returns, baseline, weight, reinforce: float, entropy_scale: float | torch.Tensor):
     """DreamerV2 actor objective (paper eq. 6), per imagined state ``(H, N)``::
 
         rho * log pi(a_t|s_t) * sg(R_t - v(s_t)) + (1 - rho) * R_t + eta * H[pi(.|s_t)]
@@ -55,7 +55,7 @@ def actor_loss(log_prob, entropy, returns, baseline, weight, reinforce: float, e
         objective = objective + reinforce * log_prob * (returns - baseline).detach()
     if reinforce < 1:
         objective = objective + (1 - reinforce) * returns
-    if entropy_scale:
+    if isinstance(entropy_scale, torch.Tensor) or entropy_scale:  # a tensor (adaptive): no host sync on its value
         objective = objective + entropy_scale * entropy
     return -weight.detach() * objective
 
