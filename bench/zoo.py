@@ -55,6 +55,11 @@ ENTRIES = {
     "dreamer_v2/tiny_point": (None, None, None, "a smoke run of bench/zoo.py, not a result"),
 }
 TINY = (["configs/tiny_point.yaml"], ["run.total_env_steps=200", "run.eval_every=100"])
+PAPERS = {
+    "dreamer_v1": "Hafner et al. 2020, Dream to Control: Learning Behaviors by Latent Imagination (ICLR 2020, arXiv:1912.01603)",
+    "dreamer_v2": "Hafner et al. 2021, Mastering Atari with Discrete World Models (ICLR 2021, arXiv:2010.02193)",
+    "world_models": "Ha & Schmidhuber 2018, Recurrent World Models Facilitate Policy Evolution (NeurIPS 2018, arXiv:1803.10122)",
+}
 
 
 def recipe(name: str) -> tuple[list[str], list[str]]:
@@ -102,8 +107,34 @@ def hardware() -> str:
     return f"{cpu_name()} ({cpu_cores()} cores), {gpu}, torch {torch.__version__}, {platform.python_version()}"
 
 
+def environment(env: dict) -> str:
+    """One line for the card: which environment, which observation, which action repeat."""
+    size = env.get("image_size", 64)
+    obs = {"pixels": f"{size}x{size} pixels", "state": "the state vector",
+           "both": f"{size}x{size} pixels and the state vector"}.get(str(env.get("obs")), str(env.get("obs")))
+    return f"{env.get('suite')} `{env.get('name')}` from {obs}, action repeat {env.get('action_repeat', 1)}"
+
+
+def seed_command(name: str, command: list[str]) -> str:
+    """A seed's fit command as anyone would type it: the seed and the run folder (under the default
+    --root) as placeholders, paths relative to the repository, no resumption flag."""
+    if command[-2:] == ["--ckpt_path", "last"]:  # the command of a fresh run, not of its resumption
+        command = command[:-2]
+    words = ["python"]
+    for word in command[1:]:
+        if word.startswith("run.seed="):
+            word = "run.seed=<S>"
+        elif word.startswith("run.dir="):
+            word = f"run.dir=runs/zoo/{name}/seed<S>"
+        elif word.startswith(ROOT):
+            word = os.path.relpath(word, ROOT)
+        words.append(word)
+    return " ".join(words)
+
+
 def card(name: str, seeds: list[int], scores: list[tuple[float, float]], published: int | None, steps: int,
-         wall: float, command: list[str], sha: str | None, svg: str, episodes: int) -> str:
+         wall: float, command: list[str], sha: str | None, svg: str, episodes: int, env: dict | None = None,
+         updates: list[int | None] | None = None, extra: tuple[str, ...] = ()) -> str:
     recipe_key, floor_mean, floor_each, anchor = ENTRIES[name]
     means = [m for m, _ in scores]
     mean, std = statistics.mean(means), (statistics.stdev(means) if len(means) > 1 else 0.0)
@@ -111,28 +142,35 @@ def card(name: str, seeds: list[int], scores: list[tuple[float, float]], publish
         or os.environ.get("ZOO_COMMIT", "?")  # a copy of the tree without .git (a GPU machine) is told it
     algo = name.split("/")[0]
     rows = "\n".join(f"| {s} | {m:.1f} ± {d:.1f} | {'these weights' if s == published else ''} |" for s, (m, d) in zip(seeds, scores))
-    verdict = ("floor met" if published is not None else "**below the floor: not published**")
+    verdict = ("published" if published is not None else "**below the floor: not published**")
     floors = ", ".join(text for text, value in ((f"floor: mean ≥ {floor_mean}", floor_mean),
                                                 (f"every seed ≥ {floor_each}", floor_each)) if value is not None) or "no floor"
-    if command[-2:] == ["--ckpt_path", "last"]:  # the command of a fresh run, not of its resumption
-        command = command[:-2]
+    trained = f"{steps:,} env steps per seed"
+    if updates and None not in updates:
+        trained += f" ({', '.join(f'{u:,}' for u in updates)} updates)"
     return f"""# {name}
 
-Algorithm `{algo}`, trained by the recipe `{f"bench/learn.py {recipe_key}" if recipe_key else "configs/tiny_point.yaml"}` (its
-departures from the paper are written there) for {steps:,} env steps per seed.
+Algorithm `{algo}`: {PAPERS.get(algo, "?")}.
+Environment: {environment(env) if env else "?"}; {trained}.
+Trained by the recipe `{f"bench/learn.py {recipe_key}" if recipe_key else "configs/tiny_point.yaml"}` (its departures from
+the paper are written there).
 
 | training seed | return ({episodes} episodes, deterministic policy, evaluation seed {EVAL_SEED}) | published |
 |---|---|---|
 {rows}
 
 **Mean over {len(seeds)} seeds: {mean:.1f} ± {std:.1f}** ({floors}; {verdict}).
-Anchor: {anchor}.
+Evaluation: {episodes} episodes per training seed on the fixed evaluation seed {EVAL_SEED}, which no training run
+used; the deterministic policy. Anchor: {anchor}.
 
 Learning curves: `{svg}`, from each seed's evaluations during training (`eval_seed<S>.csv` here;
 `python -m lightning_dreamer compare` reads them). Wall-clock {wall / 3600:.2f} h over all seeds on
-{hardware()}. Commit `{commit}`. Reproduce: `python bench/zoo.py build {name} --seeds {' '.join(map(str, seeds))}`
-(each seed: `{' '.join(os.path.relpath(c, ROOT) if c.startswith(ROOT) else c for c in command[1:])}`).
-Weights: the median seed's ({published}), SHA-256 `{sha}`.
+{hardware()}. Commit `{commit}`.
+
+Reproduce: `python bench/zoo.py build {" ".join([name, "--seeds", *map(str, seeds), *extra])}`, which runs for each seed S:
+`{seed_command(name, command)}`
+
+Weights: `checkpoints/{name}.safetensors`, the median seed's ({published}), SHA-256 `{sha}`.
 """
 
 
@@ -148,7 +186,8 @@ def build(args, extra) -> int:
         for seed in args.seeds:
             train(name, seed, args.root, extra)
         return 0
-    scores, agents, curves, wall, command, steps, run_dirs = [], [], [], 0.0, [], 0, []
+    scores, agents, curves, run_dirs, updates = [], [], [], [], []
+    wall, steps, command = 0.0, 0, [""]
     for seed in args.seeds:
         run_dir, command = train(name, seed, args.root, extra)
         run_dirs.append(run_dir)
@@ -160,6 +199,7 @@ def build(args, extra) -> int:
         curves.append(curve)
         wall += curve.wall_s
         steps = max(steps, curve.steps[-1])
+        updates.append((ckpt.get("lightning_dreamer") or {}).get("updates"))
         print(f"seed {seed}: {scores[-1][0]:.1f} ± {scores[-1][1]:.1f}", flush=True)
     _, floor_mean, floor_each, _ = ENTRIES[name]
     means = [m for m, _ in scores]
@@ -190,7 +230,7 @@ def build(args, extra) -> int:
         ld.zoo.export(agent, config, name, summary)
         sha = ld.zoo.entry(name)["sha256"]
     text = card(name, args.seeds, scores, args.seeds[median] if met else None, steps, wall, command, sha, svg_rel,
-                args.episodes)
+                args.episodes, agents[0][1].get("env"), updates, tuple(extra))
     write_atomically(os.path.join(base, "zoo", name, "README.md"), text)
     print(text)
     return 0 if met else 1

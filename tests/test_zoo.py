@@ -97,11 +97,19 @@ def test_bench_zoo_builds_a_card_and_the_comparison(tmp_path):
     folder = base / "zoo" / "dreamer_v2" / "tiny_point"
     card = (folder / "README.md").read_text()
     assert "Mean over 2 seeds" in card and "no floor" in card and "--ckpt_path" not in card
+    assert "Mastering Atari with Discrete World Models" in card  # the paper
+    assert "Environment: gym `lightning_dreamer/Point-v0` from 64x64 pixels and the state vector" in card  # configs/tiny_point.yaml's env
+    assert str(tmp_path) not in card  # the command reproduces without this machine's folders
+    assert "run.seed=<S> run.dir=runs/zoo/dreamer_v2/tiny_point/seed<S>" in card
+    assert "--seeds 0 1 run.total_env_steps=100 run.eval_every=50 run.threads=1" in card
     for seed in (0, 1):  # each seed's training evaluations, as its run wrote them
         run_eval = (tmp_path / "runs" / "dreamer_v2" / "tiny_point" / f"seed{seed}" / "eval.csv").read_text()
         assert (folder / f"eval_seed{seed}.csv").read_text() == run_eval
         assert run_eval.splitlines()[-1].startswith("100,")  # the final evaluation, once
     result = json.loads((folder / "result.json").read_text())
+    updates = [read_checkpoint(str(tmp_path / "runs" / "dreamer_v2" / "tiny_point" / f"seed{s}" / "checkpoints" / "last.ckpt"))
+               ["lightning_dreamer"]["updates"] for s in (0, 1)]
+    assert f"100 env steps per seed ({updates[0]:,}, {updates[1]:,} updates)" in card
     assert result["seeds"] == [0, 1] and len(result["scores"]) == 2 and result["episodes"] == 2
     assert result["published_seed"] in (0, 1) and "torch" in result["hardware"]
     assert f"seed {result['published_seed']}" in built.stdout
