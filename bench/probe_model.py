@@ -1,0 +1,156 @@
+"""Does a Dreamer world model know what a good trajectory pays? A diagnostic (prints, asserts nothing).
+
+Plays one real episode with each of three policies (the checkpoint's own deterministic policy, a
+reference agent that solves the task, uniform random actions) in the checkpoint's environment, feeds
+each to the checkpoint's world model and prints what the model makes of it: the reward it predicts
+on the posterior states against the real rewards, the value against the real discounted
+return-to-go, the 15-step open-loop reward against the real one, and the model's own lambda-return
+of the recorded actions against that of its actor from the same states. The reference agent sees the
+state vector, so the episodes are played with ``env.obs=both``; a pixel model reads their frames.
+
+``--more-updates N`` then trains the world model alone on the run's saved replay for N updates
+(the checkpoint's model optimiser, optionally another reward loss scale) and repeats the reward
+comparison every 100 updates: does the model learn to tell the trajectories apart with more training?
+
+    python bench/probe_model.py runs/v1/checkpoints/last.ckpt --reference runs/v2_state/checkpoints/last.ckpt
+    python bench/probe_model.py runs/v1/checkpoints/last.ckpt --reference REF --more-updates 400 --reward-scale 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+import numpy as np
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def play(agent, config: dict, seed: int):
+    """One episode (policy ``agent``, or uniform random actions for None): obs of the probed model's
+    key (T+1, ...), the previous action at each step (T+1, A; zero first) and rewards (T+1; zero first)."""
+    from lightning_dreamer.algos.base import build_env
+    from lightning_dreamer.loading import config_from_dict
+
+    env = build_env(config_from_dict(dict(config, env=dict(config["env"], obs="both"))).env, seed=seed)
+    torch.manual_seed(seed)
+    td = env.reset()
+    frames, actions, rewards, state, first = [td], [], [0.0], None, True
+    while True:
+        if agent is None:
+            action = torch.rand(env.action_spec.shape) * 2 - 1
+        else:
+            with torch.no_grad():
+                action, state = agent.act({k: td[k].unsqueeze(0) for k in agent.obs_keys}, torch.tensor([first]), state,
+                                          explore=False)
+            action = action[0]
+        first = False
+        td["action"] = action
+        nxt = env.step(td)["next"]
+        frames.append(nxt)
+        actions.append(action)
+        rewards.append(float(nxt["reward"]))
+        if bool(nxt["done"]):
+            break
+        td = nxt.exclude("reward")
+    env.close()
+    actions = [torch.zeros_like(actions[0])] + actions
+    return frames, torch.stack(actions).float(), torch.tensor(rewards)
+
+
+def posterior(agent, frames, actions):
+    obs = {k: torch.stack([f[k] for f in frames])[None] for k in agent.obs_keys}
+    first = torch.zeros(1, len(frames), dtype=torch.bool)
+    first[0, 0] = True
+    post, _ = agent.world_model.observe({**obs, "action": actions[None], "is_first": first})
+    return post
+
+
+def report(agent, name: str, episode, horizon: int = 15) -> None:
+    from lightning_dreamer.losses.returns import lambda_return
+
+    frames, actions, rewards = episode
+    m, wm = agent.config, agent.world_model
+    post = posterior(agent, frames, actions)
+    feat = agent.rssm.feat(post)[0]
+    reward = wm.reward(feat).squeeze(-1)
+    value = agent.critic(feat).squeeze(-1)
+    to_go, acc = torch.zeros(len(rewards)), 0.0
+    for t in range(len(rewards) - 1, 0, -1):
+        acc = float(rewards[t]) + m.discount * acc
+        to_go[t - 1] = acc
+    open_pred, open_real, recorded, actor = [], [], [], []
+    for t0 in range(25, len(rewards) - horizon - 1, 25):
+        start = {k: v[:, t0] for k, v in post.items()}
+        f = agent.rssm.feat(agent.rssm.imagine_with_actions(start, actions[None, t0 + 1:t0 + 1 + horizon]))[0]
+        r = wm.reward(f).squeeze(-1)
+        open_pred.append(float(r.sum()))
+        open_real.append(float(rewards[t0 + 1:t0 + 1 + horizon].sum()))
+        feats = torch.cat([feat[t0:t0 + 1], f], 0)
+        cont = torch.full_like(r, m.discount)
+        recorded.append(float(lambda_return(r, agent.critic(feats).squeeze(-1)[1:], cont, m.lambda_)[0]))
+        fa, _ = agent.imagine({k: v[:, t0].expand(20, *v.shape[2:]) for k, v in post.items()})
+        ra, ca = wm.predicted_reward_and_continuation(fa[1:], m.discount)
+        actor.append(float(lambda_return(ra, agent.critic(fa).squeeze(-1)[1:], ca, m.lambda_)[0].mean()))
+    corr = np.corrcoef(value[:-1].numpy(), to_go[:-1].numpy())[0, 1]
+    print(f"{name}: real return {float(rewards.sum()):.1f} | predicted reward on the posterior {float(reward[1:].sum()):.1f} "
+          f"(mean |error| per step {float((reward[1:] - rewards[1:]).abs().mean()):.3f}) | value mean {float(value.mean()):.2f} "
+          f"vs real discounted return-to-go {float(to_go.mean()):.2f} (corr {corr:.2f}) | {horizon}-step open-loop reward "
+          f"{np.mean(open_pred):.2f} vs real {np.mean(open_real):.2f} | model lambda-return: recorded actions "
+          f"{np.mean(recorded):.2f}, its actor {np.mean(actor):.2f}", flush=True)
+
+
+def main() -> None:
+    from lightning_dreamer.checkpoint import agent_from_checkpoint, read_checkpoint, run_config_of
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("ckpt", help="a Dreamer V1/V2 run's checkpoint (its replay beside it for --more-updates)")
+    parser.add_argument("--reference", required=True, help="checkpoint of an agent that solves the task from the state vector")
+    parser.add_argument("--seed", type=int, default=123)
+    parser.add_argument("--more-updates", type=int, default=0)
+    parser.add_argument("--reward-scale", type=float, help="the reward loss scale for --more-updates (default: the run's)")
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    ckpt = read_checkpoint(args.ckpt)
+    agent, config = agent_from_checkpoint(ckpt), run_config_of(ckpt)
+    reference = agent_from_checkpoint(read_checkpoint(args.reference))
+    episodes = {name: play(policy, config, args.seed) for name, policy in
+                (("its own policy", agent), ("reference agent", reference), ("random actions", None))}
+    with torch.no_grad():
+        for name, episode in episodes.items():
+            report(agent, name, episode)
+    if not args.more_updates:
+        return
+    from lightning_dreamer.data.replay import Replay
+
+    r = config["replay"]
+    saved = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(args.ckpt))), "replay", "saved-rank0")
+    replay = Replay(r["capacity"], r["batch_size"], r["seq_len"])
+    replay.load(os.path.join(saved, sorted(os.listdir(saved))[-1]))
+    optimiser = agent.configure_optimizers()[0]
+    optimiser.load_state_dict(ckpt["optimizer_states"][0])
+    if args.reward_scale is not None:
+        agent.loss_scales["reward"] = args.reward_scale
+    print(f"training the world model alone on {len(replay):,} replay steps, loss scales {agent.loss_scales}", flush=True)
+    agent.train()
+    start = time.perf_counter()
+    for i in range(1, args.more_updates + 1):
+        _, loss, _ = agent.model_pass(replay.sample())
+        optimiser.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(agent.world_model.parameters(), agent.config.grad_clip)
+        optimiser.step()
+        if i % 100 == 0 or i == args.more_updates:
+            with torch.no_grad():
+                sums = [f"{name} {float(ep[2].sum()):.0f} -> {float(agent.world_model.reward(agent.rssm.feat(posterior(agent, *ep[:2]))[0]).squeeze(-1)[1:].sum()):.0f}"
+                        for name, ep in episodes.items()]
+            print(f"after {i} updates ({(time.perf_counter() - start) / i:.2f} s each), real -> predicted reward sums: "
+                  + "; ".join(sums), flush=True)
+
+
+if __name__ == "__main__":
+    main()
