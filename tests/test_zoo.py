@@ -133,3 +133,42 @@ def test_bench_zoo_builds_a_card_and_the_comparison(tmp_path):
     assert refused.returncode == 1 and "lacks the comparison markers" in refused.stderr
     few = zoo("build", "dreamer_v2/dmc_cartpole_swingup", "--seeds", "0")
     assert few.returncode == 1 and "at least 3 training seeds" in few.stderr
+
+
+REPO_ENTRIES = sorted(ld.zoo.entries(base=ROOT))  # the zoo this repository publishes (zoo/index.json)
+
+
+def test_the_repository_zoo_is_consistent():
+    """Every published entry has its card, config and weights in the repository, the card names
+    the weights' SHA-256, and the whole zoo stays small enough for git."""
+    assert REPO_ENTRIES, "zoo/index.json lists no entry"
+    total = 0
+    for name in REPO_ENTRIES:
+        info = ld.zoo.entry(name, base=ROOT)
+        card = open(os.path.join(ROOT, "zoo", name, "README.md")).read()
+        assert info["sha256"] in card and "Mean over" in card and "Reproduce:" in card
+        assert os.path.exists(os.path.join(ROOT, info["config"]))
+        total += os.path.getsize(os.path.join(ROOT, info["weights"]))
+    assert total < 50 * 2**20
+
+
+@pytest.mark.parametrize("name", REPO_ENTRIES)
+def test_every_published_entry_loads_by_name_and_acts_in_its_env(name, monkeypatch):
+    """The hash is checked, the agent loads from its weights alone and acts on a real first
+    observation of the environment of its config."""
+    from lightning_dreamer.algos.base import build_env
+    from lightning_dreamer.loading import config_from_dict
+
+    monkeypatch.delenv("LIGHTNING_DREAMER_ZOO", raising=False)
+    agent = ld.zoo.load(name)
+    assert not agent.training
+    env = build_env(config_from_dict(ld.zoo.run_config(name)).env, seed=0)
+    try:
+        td = env.reset()
+        obs = {k: td[k].unsqueeze(0) for k in agent.obs_keys}
+        action, state = agent.act(obs, torch.tensor([True]), None, explore=False)
+        assert action.shape == (1, agent.action_dim) and torch.isfinite(action).all() and action.abs().max() <= 1
+        action2, _ = agent.act(obs, torch.tensor([False]), state, explore=False)  # the recurrent state carries on
+        assert action2.shape == action.shape
+    finally:
+        env.close()
