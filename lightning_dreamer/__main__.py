@@ -179,11 +179,12 @@ def cmd_eval(args: argparse.Namespace, extra: list[str]) -> int:
     if args.ckpt.startswith(zoo.PREFIX):  # a published agent, by name
         name = args.ckpt[len(zoo.PREFIX):]
         cfg = config_from_dict(zoo.run_config(name))
-        module, updates = zoo.load(name), "zoo"
+        info = zoo.entry(name)
+        module, trained = zoo.load(name), f"zoo entry {name}" + (f", {info['env_steps']:,} env steps" if isinstance(info.get("env_steps"), int) else "")
     else:
         ckpt = read_checkpoint(args.ckpt)
         cfg = config_from_dict(run_config_of(ckpt))
-        module, updates = agent_from_checkpoint(ckpt), ckpt.get("lightning_dreamer", {}).get("updates", "?")
+        module, trained = agent_from_checkpoint(ckpt), f"{ckpt.get('lightning_dreamer', {}).get('updates', '?')} updates"
     torch.set_num_threads(cfg.run.threads or (os.cpu_count() or 1))
     torch.manual_seed(args.seed)
     env_cfg = cfg.env
@@ -195,7 +196,7 @@ def cmd_eval(args: argparse.Namespace, extra: list[str]) -> int:
     if args.video and "pixels" not in env.observation_spec.keys():
         raise CLIError(f"--video: env {cfg.env.suite}:{cfg.env.name} renders no frames to record")
     returns, lengths, frames = module.evaluate(env, args.episodes, record_first=bool(args.video))
-    print(f"{cfg.algo} on {cfg.env.suite}:{cfg.env.name} ({updates} updates)")
+    print(f"{cfg.algo} on {cfg.env.suite}:{cfg.env.name} ({trained})")
     print(f"return over {len(returns)} episodes: {np.mean(returns):.1f} ± {np.std(returns):.1f} "
           f"(min {np.min(returns):.1f}, max {np.max(returns):.1f}, mean length {np.mean(lengths):.0f})")
     if args.video:
