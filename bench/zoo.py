@@ -170,7 +170,8 @@ Learning curves: `{svg}`, from each seed's evaluations during training (`eval_se
 Reproduce: `python bench/zoo.py build {" ".join([name, "--seeds", *map(str, seeds), *extra])}`, which runs for each seed S:
 `{seed_command(name, command)}`
 
-Weights: `checkpoints/{name}.safetensors`, the median seed's ({published}), SHA-256 `{sha}`.
+{f"Weights: `checkpoints/{name}.safetensors`, the median seed's ({published}), SHA-256 `{sha}`." if published is not None
+ else "Weights: not published (below the floor)."}
 """
 
 
