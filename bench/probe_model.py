@@ -69,6 +69,11 @@ def posterior(agent, frames, actions):
     return post
 
 
+def predicted_rewards(agent, episode) -> torch.Tensor:
+    """The model's reward at each posterior state of ``episode`` (T+1,)."""
+    return agent.world_model.reward(agent.rssm.feat(posterior(agent, *episode[:2]))[0]).squeeze(-1)
+
+
 def report(agent, name: str, episode, horizon: int = 15) -> None:
     from lightning_dreamer.losses.returns import lambda_return
 
@@ -86,15 +91,14 @@ def report(agent, name: str, episode, horizon: int = 15) -> None:
     for t0 in range(25, len(rewards) - horizon - 1, 25):
         start = {k: v[:, t0] for k, v in post.items()}
         f = agent.rssm.feat(agent.rssm.imagine_with_actions(start, actions[None, t0 + 1:t0 + 1 + horizon]))[0]
-        r = wm.reward(f).squeeze(-1)
+        r, cont = wm.predicted_reward_and_continuation(f, m.discount)
         open_pred.append(float(r.sum()))
         open_real.append(float(rewards[t0 + 1:t0 + 1 + horizon].sum()))
         feats = torch.cat([feat[t0:t0 + 1], f], 0)
-        cont = torch.full_like(r, m.discount)
-        recorded.append(float(lambda_return(r, agent.critic(feats).squeeze(-1)[1:], cont, m.lambda_)[0]))
+        recorded.append(float(lambda_return(r, agent.target_value(feats).squeeze(-1)[1:], cont, m.lambda_)[0]))
         fa, _ = agent.imagine({k: v[:, t0].expand(20, *v.shape[2:]) for k, v in post.items()})
         ra, ca = wm.predicted_reward_and_continuation(fa[1:], m.discount)
-        actor.append(float(lambda_return(ra, agent.critic(fa).squeeze(-1)[1:], ca, m.lambda_)[0].mean()))
+        actor.append(float(lambda_return(ra, agent.target_value(fa).squeeze(-1)[1:], ca, m.lambda_)[0].mean()))
     corr = np.corrcoef(value[:-1].numpy(), to_go[:-1].numpy())[0, 1]
     print(f"{name}: real return {float(rewards.sum()):.1f} | predicted reward on the posterior {float(reward[1:].sum()):.1f} "
           f"(mean |error| per step {float((reward[1:] - rewards[1:]).abs().mean()):.3f}) | value mean {float(value.mean()):.2f} "
@@ -146,7 +150,7 @@ def main() -> None:
         optimiser.step()
         if i % 100 == 0 or i == args.more_updates:
             with torch.no_grad():
-                sums = [f"{name} {float(ep[2].sum()):.0f} -> {float(agent.world_model.reward(agent.rssm.feat(posterior(agent, *ep[:2]))[0]).squeeze(-1)[1:].sum()):.0f}"
+                sums = [f"{name} {float(ep[2].sum()):.0f} -> {float(predicted_rewards(agent, ep)[1:].sum()):.0f}"
                         for name, ep in episodes.items()]
             print(f"after {i} updates ({(time.perf_counter() - start) / i:.2f} s each), real -> predicted reward sums: "
                   + "; ".join(sums), flush=True)

@@ -188,7 +188,7 @@ def build(args, extra) -> int:
             train(name, seed, args.root, extra)
         return 0
     scores, agents, curves, run_dirs, updates = [], [], [], [], []
-    wall, steps, command = 0.0, 0, [""]
+    wall, steps, command = 0.0, 0, list[str]()
     for seed in args.seeds:
         run_dir, command = train(name, seed, args.root, extra)
         run_dirs.append(run_dir)

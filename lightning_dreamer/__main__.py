@@ -179,8 +179,8 @@ def cmd_eval(args: argparse.Namespace, extra: list[str]) -> int:
     if args.ckpt.startswith(zoo.PREFIX):  # a published agent, by name
         name = args.ckpt[len(zoo.PREFIX):]
         cfg = config_from_dict(zoo.run_config(name))
-        info = zoo.entry(name)
-        module, trained = zoo.load(name), f"zoo entry {name}" + (f", {info['env_steps']:,} env steps" if isinstance(info.get("env_steps"), int) else "")
+        steps = zoo.entry(name).get("env_steps")
+        module, trained = zoo.load(name), f"zoo entry {name}" + (f", {steps:,} env steps" if isinstance(steps, int) else "")
     else:
         ckpt = read_checkpoint(args.ckpt)
         cfg = config_from_dict(run_config_of(ckpt))
