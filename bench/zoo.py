@@ -3,6 +3,7 @@
     python bench/zoo.py build dreamer_v2/dmc_cartpole_swingup            # 3 seeds, resumable, then card + publish
     python bench/zoo.py build dreamer_v1/dmc_cartpole_swingup_state --seeds 0 1 2 3
     python bench/zoo.py build dreamer_v2/dmc_cartpole_swingup_state --seeds 1 --train-only   # one seed, in parallel with others
+    python bench/zoo.py status                                           # how far each seed under --root has trained
     python bench/zoo.py verify                                           # re-evaluate every entry against its card
     python bench/zoo.py compare --readme                                 # the README's comparison: table + curves
     python bench/zoo.py build dreamer_v2/tiny_point --seeds 0 1          # a seconds-long smoke run of this script
@@ -15,7 +16,8 @@ running it again resumes them), evaluates each final checkpoint with the determi
 commit, the command, SHA-256) with each seed's evaluations beside it (zoo/NAME/eval_seed<S>.csv; result.json: the held-out
 scores, hardware, published seed). If the entry's floor holds (the mean, and every seed), the weights of
 the median seed are published (checkpoints/, zoo/index.json); otherwise the card says so and
-nothing is published (exit 1). ``verify`` re-plays every entry on its card's evaluation seed and
+nothing is published (exit 1). ``status`` prints, for every seed folder under ``--root``, the env steps
+and updates of its checkpoint against its budget, its last evaluation and the wall-clock so far. ``verify`` re-plays every entry on its card's evaluation seed and
 fails if a score leaves the card's interval. ``compare`` reads those evaluation files for every
 algorithm on one benchmark and prints the comparison table (mean ± std over seeds at 25k / 50k / 100k
 env steps, best, wall-clock, hardware) and draws zoo/<benchmark>.svg; ``--readme`` also puts both in
@@ -237,6 +239,40 @@ def build(args, extra) -> int:
     return 0 if met else 1
 
 
+def status(args) -> int:
+    """One line per seed folder under --root: how far it trained (from its checkpoint), its last
+    evaluation and its wall-clock (from its eval.csv)."""
+    from lightning_dreamer.checkpoint import read_checkpoint, run_config_of
+    from lightning_dreamer.compare import read_curve
+    from lightning_dreamer.errors import UserError
+
+    found = 0
+    for name in sorted(ENTRIES):
+        folders = glob.glob(os.path.join(args.root, name, "seed*"))
+        for folder in sorted(folders, key=lambda f: int(re.sub(r"\D", "", os.path.basename(f)) or -1)):
+            found += 1
+            where = f"{name} {os.path.basename(folder)}"
+            path = os.path.join(folder, "checkpoints", "last.ckpt")
+            if not os.path.exists(path):
+                print(f"{where}: no checkpoint yet")
+                continue
+            ckpt = read_checkpoint(path)
+            config, counters = run_config_of(ckpt), ckpt.get("lightning_dreamer") or {}
+            steps = counters.get("policy_steps", 0) * config["env"].get("action_repeat", 1) * counters.get("world_size", 1)
+            budget = config["run"]["total_env_steps"]
+            try:
+                curve = read_curve(name, folder)
+                last = (f"last evaluation {curve.returns[-1]:.1f} at {curve.steps[-1]:,}, "
+                        f"{curve.wall_s / 3600:.2f} h in {curve.segments} segment(s)")
+            except UserError:
+                last = "no evaluation yet"
+            print(f"{where}: checkpoint at {steps:,} of {budget:,} env steps, {counters.get('updates', 0):,} updates, {last}, "
+                  f"{'done' if steps >= budget else 'resumable'}")
+    if not found:
+        print(f"no seed folders under {args.root} (bench/zoo.py build NAME --root {args.root} makes them)")
+    return 0
+
+
 def verify(args) -> int:
     import lightning_dreamer as ld
 
@@ -309,6 +345,8 @@ def main() -> int:
     b.add_argument("--root", default=os.path.join(ROOT, "runs", "zoo"))
     b.add_argument("--episodes", type=int, default=10)
     b.add_argument("--train-only", action="store_true", help="train or resume the seeds, no evaluation or card")
+    st = sub.add_parser("status")
+    st.add_argument("--root", default=os.path.join(ROOT, "runs", "zoo"))
     v = sub.add_parser("verify")
     v.add_argument("--episodes", type=int, default=10)
     c = sub.add_parser("compare")
@@ -319,6 +357,8 @@ def main() -> int:
         return compare(args)
     if args.command == "build" and len(args.seeds) < 3 and ENTRIES[args.name][0] is not None and not args.train_only:
         raise SystemExit("a zoo entry stands on at least 3 training seeds (--seeds)")
+    if args.command == "status":
+        return status(args)
     return build(args, extra) if args.command == "build" else verify(args)
 
 

@@ -148,6 +148,15 @@ def test_bench_zoo_builds_a_card_and_the_comparison(tmp_path):
     assert ld.zoo.entry("dreamer_v2/tiny_point", base=str(base))["training_seed"] == result["published_seed"]
     assert agent is not None
 
+    (tmp_path / "runs" / "dreamer_v2" / "tiny_point" / "seed7").mkdir()  # a seed not started yet
+    shown = zoo("status", "--root", str(tmp_path / "runs"))
+    assert shown.returncode == 0, shown.stderr[-2000:]
+    lines = shown.stdout.splitlines()
+    assert [line.split(":")[0] for line in lines] == [f"dreamer_v2/tiny_point seed{s}" for s in (0, 1, 7)]
+    for line, count in zip(lines, updates):
+        assert f"checkpoint at 100 of 100 env steps, {count:,} updates, last evaluation" in line and line.endswith(", done")
+    assert lines[2].endswith("no checkpoint yet")
+
     start, end = ("<!-- comparison: written by `python bench/zoo.py compare --readme` -->", "<!-- end of comparison -->")
     (base / "README.md").write_text(f"before\n{start}\nold table\n{end}\nafter\n")
     compared = zoo("compare", "--benchmark", "tiny_point", "--readme")
