@@ -16,9 +16,10 @@ running it again resumes them), evaluates each final checkpoint with the determi
 commit, the command, SHA-256) with each seed's evaluations beside it (zoo/NAME/eval_seed<S>.csv; result.json: the held-out
 scores, hardware, published seed). If the entry's floor holds (the mean, and every seed), the weights of
 the median seed are published (checkpoints/, zoo/index.json); otherwise the card says so and
-nothing is published (exit 1). ``status`` prints, for every seed folder under ``--root``, the env steps
-and updates of its checkpoint against its budget, its last evaluation and the wall-clock so far. ``verify`` re-plays every entry on its card's evaluation seed and
-fails if a score leaves the card's interval. ``compare`` reads those evaluation files for every
+nothing is published (exit 1). ``status`` prints, for every seed folder under ``--root``, the env
+steps and updates of its checkpoint against its budget, its last evaluation and the wall-clock so
+far. ``verify`` re-plays every entry on its card's evaluation seed and fails if a score leaves the
+card's interval. ``compare`` reads those evaluation files for every
 algorithm on one benchmark and prints the comparison table (mean ± std over seeds at 25k / 50k / 100k
 env steps, best, wall-clock, hardware) and draws zoo/<benchmark>.svg; ``--readme`` also puts both in
 README.md between its comparison markers.
