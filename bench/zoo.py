@@ -22,7 +22,7 @@ far. ``verify`` re-plays every entry on its card's evaluation seed and fails if 
 card's interval. ``compare`` reads those evaluation files for every
 algorithm on one benchmark and prints the comparison table (mean ± std over seeds at 25k / 50k / 100k
 env steps, best, wall-clock, hardware) and draws zoo/<benchmark>.svg; ``--readme`` also puts both in
-README.md between its comparison markers.
+README.md between that benchmark's comparison markers (``readme_markers``).
 """
 
 from __future__ import annotations
@@ -46,7 +46,6 @@ from learn import BENCHMARKS  # noqa: E402  (the recipes)
 
 MARKS = (25_000, 50_000)  # the comparison's columns, before the 100k budget
 BUDGET = 100_000
-README_MARKERS = ("<!-- comparison: written by `python bench/zoo.py compare --readme` -->", "<!-- end of comparison -->")
 EVAL_SEED = 7_000_000  # evaluation episodes: seeds no training run uses (runs: seed + 1000 rank; their evals: seed + 10**6)
 # name -> (recipe in bench/learn.py, floor of the mean over seeds, floor of every seed, anchor text for the card)
 ENTRIES = {
@@ -286,6 +285,12 @@ def verify(args) -> int:
     return 1 if bad else 0
 
 
+def readme_markers(benchmark: str) -> tuple[str, str]:
+    """The lines around a benchmark's comparison in README.md (one section per benchmark)."""
+    return (f"<!-- comparison of {benchmark}: written by `python bench/zoo.py compare --benchmark {benchmark} --readme` -->",
+            f"<!-- end of the comparison of {benchmark} -->")
+
+
 def comparison(benchmark: str) -> tuple[str, str]:
     """The markdown table and SVG of every algorithm carded on ``benchmark``, from zoo/*/<benchmark>/."""
     import lightning_dreamer as ld
@@ -327,7 +332,7 @@ def compare(args) -> int:
     if args.readme:
         path = os.path.join(ld.zoo.root(), "README.md")
         readme = open(path).read() if os.path.exists(path) else ""
-        start, end = README_MARKERS
+        start, end = readme_markers(args.benchmark)
         if start not in readme or end not in readme:
             raise SystemExit(f"{path} lacks the comparison markers:\n{start}\n{end}")
         section = f"{start}\n{text}\n\n![learning curves]({svg_rel})\n{end}"

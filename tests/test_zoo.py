@@ -157,12 +157,16 @@ def test_bench_zoo_builds_a_card_and_the_comparison(tmp_path):
         assert f"checkpoint at 100 of 100 env steps, {count:,} updates, last evaluation" in line and line.endswith(", done")
     assert lines[2].endswith("no checkpoint yet")
 
-    start, end = ("<!-- comparison: written by `python bench/zoo.py compare --readme` -->", "<!-- end of comparison -->")
-    (base / "README.md").write_text(f"before\n{start}\nold table\n{end}\nafter\n")
+    sys.path.insert(0, os.path.join(ROOT, "bench"))
+    from zoo import readme_markers
+
+    start, end = readme_markers("tiny_point")
+    other = "\n".join(readme_markers("another_benchmark"))  # another benchmark's section stays as it is
+    (base / "README.md").write_text(f"before\n{start}\nold table\n{end}\n{other}\nafter\n")
     compared = zoo("compare", "--benchmark", "tiny_point", "--readme")
     assert compared.returncode == 0, compared.stderr[-2000:]
     readme = (base / "README.md").read_text()
-    assert readme.startswith("before\n") and readme.endswith(f"{end}\nafter\n") and "old table" not in readme
+    assert readme.startswith("before\n") and readme.endswith(f"{end}\n{other}\nafter\n") and "old table" not in readme
     row = next(line for line in readme.splitlines() if line.startswith("| dreamer_v2 (2 seeds)"))
     means = [m for m, _ in result["scores"]]
     assert row.rstrip(" |").endswith(f"{sum(means) / 2:.1f} ± {abs(means[0] - means[1]) / 2 ** 0.5:.1f}")
