@@ -1,7 +1,11 @@
 """`compare`: the table and SVG learning curves read back from runs' eval.csv files."""
 
+import os
 import xml.etree.ElementTree as ET
 
+import pytest
+
+from conftest import ROOT
 from lightning_dreamer.__main__ import main
 from lightning_dreamer.compare import read_curve
 
@@ -103,3 +107,38 @@ def test_a_repeated_name_is_one_algorithm_over_seeds(tmp_path, capsys):
     write_eval(tmp_path / "late", [(20_000, 1, 1.0, 0.0, 1, 1.0)])
     assert main(["compare", f"v2={tmp_path / 's0'}", f"v2={tmp_path / 'late'}"]) == 2
     assert "share no evaluation step" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_sweep_trains_variants_over_seeds_in_the_background_and_reports_them(tmp_path):
+    """bench/sweep.py: two variants x two seeds of the tiny config trained by a detached supervisor
+    (two at once), then a row per variant (mean ± std over its seeds) and each seed's final return."""
+    import subprocess
+    import sys
+
+    script, root = os.path.join(ROOT, "bench", "sweep.py"), str(tmp_path / "sweep")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+    def sweep(*args):
+        return subprocess.run([sys.executable, script, *args], cwd=ROOT, env=env, capture_output=True, text=True)
+
+    bad = sweep("start", "configs/tiny_point.yaml", "--variant", "x=model.actor_lr", "--root", root)
+    assert bad.returncode == 1 and bad.stderr.strip().endswith("'model.actor_lr' is not key=value") and not os.path.exists(root)
+    started = sweep("start", "configs/tiny_point.yaml", "--seeds", "0", "1", "--steps", "100", "--jobs", "2",
+                    "--variant", "plain=", "--variant", "fast=model.actor_lr=1e-3", "--root", root,
+                    "run.eval_every=50", "run.threads=1")
+    assert started.returncode == 0, started.stderr[-2000:]
+    waited = sweep("wait", "--root", root, "--limit", "300")
+    assert waited.stdout.count("exit 0, ") == 4, waited.stdout + open(os.path.join(root, "supervisor.log")).read()
+    finals = {}
+    for label in ("plain", "fast"):
+        for seed in (0, 1):
+            rows = open(os.path.join(root, label, f"seed{seed}", "eval.csv")).read().splitlines()
+            assert rows[-1].startswith("100,")
+            finals[label, seed] = float(rows[-1].split(",")[2])
+    reported = sweep("report", "--root", root).stdout
+    for label in ("plain", "fast"):
+        mean = (finals[label, 0] + finals[label, 1]) / 2
+        std = abs(finals[label, 0] - finals[label, 1]) / 2 ** 0.5
+        assert f"| {label} (2 seeds) | {mean:.1f} ± {std:.1f} |" in reported
+        assert f"{label} at 100: seed 0: {finals[label, 0]:.1f}, seed 1: {finals[label, 1]:.1f}" in reported
