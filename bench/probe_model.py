@@ -5,8 +5,11 @@ reference agent that solves the task, uniform random actions) in the checkpoint'
 each to the checkpoint's world model and prints what the model makes of it: the reward it predicts
 on the posterior states against the real rewards, the value against the real discounted
 return-to-go, the 15-step open-loop reward against the real one, and the model's own lambda-return
-of the recorded actions against that of its actor from the same states. The reference agent sees the
-state vector, so the episodes are played with ``env.obs=both``; a pixel model reads their frames.
+of the recorded actions against that of its actor from the same states. Then whether the model sees
+the state at all: a linear probe of the true state from its features (fitted on those three episodes,
+scored on three more of the next seed) and, for pixels, its reconstruction error against the mean
+image's. The reference agent sees the state vector, so the episodes are played with
+``env.obs=both``; a pixel model reads their frames.
 
 ``--more-updates N`` then trains the world model alone on the run's saved replay for N updates
 (the checkpoint's model optimiser, optionally another reward loss scale) and repeats the reward
@@ -107,6 +110,36 @@ def report(agent, name: str, episode, horizon: int = 15) -> None:
           f"{np.mean(recorded):.2f}, its actor {np.mean(actor):.2f}", flush=True)
 
 
+def sees(agent, fit: list, test: list) -> None:
+    """Does the model see the state? A linear probe (ridge regression, penalty 1) from the posterior
+    features to the true state vector, fitted on the ``fit`` episodes and scored (R² per dimension) on
+    the ``test`` ones; for a pixel model also the reconstruction error against the error of the test
+    frames' mean image (1.0: it draws the mean image, nothing of the cart or pole)."""
+    def features(episodes):
+        feats, states = [], []
+        for frames, actions, _ in episodes:
+            feats.append(agent.rssm.feat(posterior(agent, frames, actions))[0, 1:].numpy())
+            states.append(torch.stack([f["state"] for f in frames])[1:].numpy())
+        return np.concatenate(feats), np.concatenate(states)
+
+    x_fit, y_fit = features(fit)
+    x_test, y_test = features(test)
+    a = np.c_[x_fit, np.ones(len(x_fit))]
+    w = np.linalg.solve(a.T @ a + np.eye(a.shape[1]), a.T @ y_fit)
+    pred = np.c_[x_test, np.ones(len(x_test))] @ w
+    r2 = 1 - ((y_test - pred) ** 2).sum(0) / ((y_test - y_test.mean(0)) ** 2).sum(0)
+    line = f"linear probe of the true state from the features, R² per dimension on held-out episodes: {np.round(r2, 2).tolist()}"
+    if "pixels" in agent.obs_keys:
+        errors, means = [], []
+        for frames, actions, _ in test:
+            target = torch.stack([f["pixels"] for f in frames]).float() / 255.0 - 0.5
+            drawn = agent.world_model.image_decoder(agent.rssm.feat(posterior(agent, frames, actions))[0])
+            errors.append(float(((drawn - target) ** 2).mean()))
+            means.append(float(((target - target.mean(0)) ** 2).mean()))
+        line += f"; reconstruction error / the mean image's: {np.mean(errors) / np.mean(means):.3f}"
+    print(line, flush=True)
+
+
 def main() -> None:
     from lightning_dreamer.checkpoint import agent_from_checkpoint, read_checkpoint, run_config_of
 
@@ -124,9 +157,11 @@ def main() -> None:
     reference = agent_from_checkpoint(read_checkpoint(args.reference))
     episodes = {name: play(policy, config, args.seed) for name, policy in
                 (("its own policy", agent), ("reference agent", reference), ("random actions", None))}
+    held_out = [play(policy, config, args.seed + 1) for policy in (agent, reference, None)]
     with torch.no_grad():
         for name, episode in episodes.items():
             report(agent, name, episode)
+        sees(agent, list(episodes.values()), held_out)
     if not args.more_updates:
         return
     from lightning_dreamer.data.replay import Replay
