@@ -70,6 +70,17 @@ def plan_runs(args, extra: list[str]) -> list[dict]:
     return runs
 
 
+def supervisor_alive(root: str) -> bool:
+    """Whether the supervisor of the sweep under ``root`` still runs (two would train the same runs):
+    its recorded process exists and is a supervisor (not a later process that got its number)."""
+    try:
+        pid = int(open(os.path.join(root, "supervisor.pid")).read())
+        command = open(f"/proc/{pid}/cmdline", "rb").read()
+    except (OSError, ValueError):
+        return False
+    return b"_supervise" in command
+
+
 def supervise(root: str, jobs: int) -> None:
     """Run the plan's runs, at most ``jobs`` at once; each run's exit code goes to <dir>.rc."""
     runs = json.load(open(os.path.join(root, PLAN)))["runs"]
@@ -160,6 +171,9 @@ def main() -> int:
         if args.jobs < 1:
             raise SystemExit(f"--jobs must be at least 1 (got {args.jobs})")
         runs = plan_runs(args, extra)
+        if supervisor_alive(root):
+            raise SystemExit(f"a sweep is still running under {root} (see python bench/sweep.py wait --root {root}); "
+                             "start again once it has ended")
         os.makedirs(root, exist_ok=True)
         from lightning_dreamer.compare import write_atomically
 
@@ -168,8 +182,9 @@ def main() -> int:
             if os.path.exists(run["dir"] + ".rc"):
                 os.remove(run["dir"] + ".rc")
         log = open(os.path.join(root, "supervisor.log"), "a")
-        subprocess.Popen([sys.executable, os.path.abspath(__file__), "_supervise", "--root", root, "--jobs", str(args.jobs)],
-                         cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        supervisor = subprocess.Popen([sys.executable, os.path.abspath(__file__), "_supervise", "--root", root, "--jobs", str(args.jobs)],
+                                      cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        write_atomically(os.path.join(root, "supervisor.pid"), f"{supervisor.pid}\n")
         print(f"started {len(runs)} runs ({args.jobs} at once) under {root}; progress: python bench/sweep.py wait --root {root}")
         return 0
     if not os.path.exists(os.path.join(root, PLAN)):

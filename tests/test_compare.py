@@ -128,6 +128,8 @@ def test_sweep_trains_variants_over_seeds_in_the_background_and_reports_them(tmp
                     "--variant", "plain=", "--variant", "fast=model.actor_lr=1e-3", "--root", root,
                     "run.eval_every=50", "run.threads=1")
     assert started.returncode == 0, started.stderr[-2000:]
+    again = sweep("start", "configs/tiny_point.yaml", "--seeds", "0", "--root", root)  # while the first one trains
+    assert again.returncode == 1 and "a sweep is still running under" in again.stderr
     waited = sweep("wait", "--root", root, "--limit", "300")
     assert waited.stdout.count("exit 0, ") == 4, waited.stdout + open(os.path.join(root, "supervisor.log")).read()
     finals = {}
