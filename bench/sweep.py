@@ -101,14 +101,14 @@ def supervise(root: str, jobs: int) -> None:
 
 
 def progress(root: str, show: bool = True) -> bool:
-    """True when every run has ended; ``show``: one line per run."""
+    """True when every run has ended (or the supervisor is gone); ``show``: one line per run."""
     from lightning_dreamer.compare import read_curve
     from lightning_dreamer.errors import UserError
 
-    ended = True
+    ended, alive = True, supervisor_alive(root)
     for run in json.load(open(os.path.join(root, PLAN)))["runs"]:
         rc = open(run["dir"] + ".rc").read().strip() if os.path.exists(run["dir"] + ".rc") else None
-        ended &= rc is not None
+        ended &= rc is not None or not alive  # without its supervisor nothing more will run
         if not show:
             continue
         try:
@@ -116,7 +116,8 @@ def progress(root: str, show: bool = True) -> bool:
             last = f"{curve.returns[-1]:.1f} at {curve.steps[-1]:,} env steps"
         except UserError:
             last = "no evaluation yet"
-        print(f"{run['label']} seed {run['seed']}: {'running' if rc is None else 'exit ' + rc}, {last}", flush=True)
+        state = f"exit {rc}" if rc is not None else "running" if alive else "stopped (its supervisor is gone; start again to resume)"
+        print(f"{run['label']} seed {run['seed']}: {state}, {last}", flush=True)
     return ended
 
 
