@@ -26,7 +26,7 @@ CHOICES = {"mode": lambda dist: dist.mode(), "median": lambda dist: dist.median(
 
 
 def main() -> int:
-    from lightning_dreamer.checkpoint import agent_from_checkpoint, read_checkpoint, run_config_of
+    from lightning_dreamer.checkpoint import agent_from_checkpoint, env_steps_of, read_checkpoint, run_config_of
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("checkpoints", nargs="+")
@@ -43,7 +43,7 @@ def main() -> int:
         for choose in CHOICES.values():
             agent.deterministic_action = choose  # the action the evaluation plays
             cells.append("{:.1f} ± {:.1f}".format(*evaluate(agent, config, args.episodes)))
-        steps = ckpt["lightning_dreamer"]["policy_steps"] * config["env"]["action_repeat"]
+        steps = env_steps_of(ckpt)
         print(f"| {path} | {steps:,} | " + " | ".join(cells) + " |", flush=True)
     return 0
 

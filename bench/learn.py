@@ -90,6 +90,19 @@ BENCHMARKS = {
 }
 
 
+def fit_command(configs: list[str], args: list[str]) -> list[str]:
+    """``python -m lightning_dreamer fit`` with the configs (repository-relative) and the arguments after them."""
+    cmd = [sys.executable, "-m", "lightning_dreamer", "fit"]
+    for c in configs:
+        cmd += ["--config", os.path.join(ROOT, c)]
+    return cmd + args
+
+
+def resuming(cmd: list[str], run_dir: str) -> list[str]:
+    """``cmd``, told to resume where ``run_dir`` already holds a checkpoint."""
+    return cmd + (["--ckpt_path", "last"] if os.path.exists(os.path.join(run_dir, "checkpoints", "last.ckpt")) else [])
+
+
 def report(run_dir: str, target: float | None) -> None:
     path = os.path.join(run_dir, "eval.csv")
     if not os.path.exists(path):
@@ -119,12 +132,7 @@ def main() -> None:
     configs, overrides, target = BENCHMARKS[args.name]
     run_dir = os.path.join(args.root, args.name)
     if not args.report:
-        cmd = [sys.executable, "-m", "lightning_dreamer", "fit"]
-        for c in configs:
-            cmd += ["--config", os.path.join(ROOT, c)]
-        cmd += overrides + [f"run.dir={run_dir}"] + extra
-        if os.path.exists(os.path.join(run_dir, "checkpoints", "last.ckpt")):
-            cmd += ["--ckpt_path", "last"]
+        cmd = resuming(fit_command(configs, overrides + [f"run.dir={run_dir}"] + extra), run_dir)
         print(" ".join(cmd), flush=True)
         subprocess.run(cmd, cwd=ROOT, check=True)
     report(run_dir, target)

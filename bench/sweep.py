@@ -27,7 +27,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, "bench"))
 
-from learn import BENCHMARKS  # noqa: E402  (the recipes)
+from learn import BENCHMARKS, fit_command, resuming  # noqa: E402  (the recipes, how a run starts)
 
 PLAN = "sweep.json"
 
@@ -60,13 +60,10 @@ def plan_runs(args, extra: list[str]) -> list[dict]:
     for label, changes in variants:
         for seed in args.seeds:
             run_dir = os.path.join(os.path.abspath(args.root), label, f"seed{seed}")
-            cmd = [sys.executable, "-m", "lightning_dreamer", "fit"]
-            for c in configs:
-                cmd += ["--config", os.path.join(ROOT, c)]
-            cmd += overrides + changes + [f"run.seed={seed}", f"run.dir={run_dir}", "--trainer.enable_progress_bar", "false"]
-            if args.steps:
-                cmd.append(f"run.total_env_steps={args.steps}")
-            runs.append({"label": label, "seed": seed, "dir": run_dir, "cmd": cmd + extra})
+            steps = [f"run.total_env_steps={args.steps}"] if args.steps else []
+            cmd = fit_command(configs, overrides + changes + [f"run.seed={seed}", f"run.dir={run_dir}",
+                                                              "--trainer.enable_progress_bar", "false", *steps, *extra])
+            runs.append({"label": label, "seed": seed, "dir": run_dir, "cmd": cmd})
     return runs
 
 
@@ -88,7 +85,7 @@ def supervise(root: str, jobs: int) -> None:
     while waiting or active:
         while waiting and len(active) < jobs:
             run = waiting.pop(0)
-            cmd = run["cmd"] + (["--ckpt_path", "last"] if os.path.exists(os.path.join(run["dir"], "checkpoints", "last.ckpt")) else [])
+            cmd = resuming(run["cmd"], run["dir"])
             os.makedirs(os.path.dirname(run["dir"]), exist_ok=True)
             log = open(run["dir"] + ".log", "a")
             active.append((run, subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)))

@@ -42,7 +42,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, "bench"))
 
-from learn import BENCHMARKS  # noqa: E402  (the recipes)
+from learn import BENCHMARKS, fit_command, resuming  # noqa: E402  (the recipes, how a run starts)
 
 MARKS = (25_000, 50_000)  # the comparison's columns, before the 100k budget
 BUDGET = 100_000
@@ -72,12 +72,8 @@ def recipe(name: str) -> tuple[list[str], list[str]]:
 def train(name: str, seed: int, root: str, extra: list[str]) -> tuple[str, list[str]]:
     configs, overrides = recipe(name)
     run_dir = os.path.join(root, name, f"seed{seed}")
-    cmd = [sys.executable, "-m", "lightning_dreamer", "fit"]
-    for c in configs:
-        cmd += ["--config", os.path.join(ROOT, c)]
-    cmd += overrides + [f"run.seed={seed}", f"run.dir={run_dir}", "--trainer.enable_progress_bar", "false", *extra]
-    if os.path.exists(os.path.join(run_dir, "checkpoints", "last.ckpt")):
-        cmd += ["--ckpt_path", "last"]
+    cmd = resuming(fit_command(configs, overrides + [f"run.seed={seed}", f"run.dir={run_dir}",
+                                                     "--trainer.enable_progress_bar", "false", *extra]), run_dir)
     print(" ".join(cmd), flush=True)
     code = subprocess.run(cmd, cwd=ROOT).returncode
     if code:  # the run printed why; 128 + N: stopped by signal N, its checkpoint saved
@@ -242,7 +238,7 @@ def build(args, extra) -> int:
 def status(args) -> int:
     """One line per seed folder under --root: how far it trained (from its checkpoint), its last
     evaluation and its wall-clock (from its eval.csv)."""
-    from lightning_dreamer.checkpoint import read_checkpoint, run_config_of
+    from lightning_dreamer.checkpoint import env_steps_of, read_checkpoint, run_config_of
     from lightning_dreamer.compare import read_curve
     from lightning_dreamer.errors import UserError
 
@@ -257,9 +253,8 @@ def status(args) -> int:
                 print(f"{where}: no checkpoint yet")
                 continue
             ckpt = read_checkpoint(path)
-            config, counters = run_config_of(ckpt), ckpt.get("lightning_dreamer") or {}
-            steps = counters.get("policy_steps", 0) * config["env"].get("action_repeat", 1) * counters.get("world_size", 1)
-            budget = config["run"]["total_env_steps"]
+            steps, budget = env_steps_of(ckpt), run_config_of(ckpt)["run"]["total_env_steps"]
+            counters = ckpt.get("lightning_dreamer") or {}
             try:
                 curve = read_curve(name, folder)
                 last = (f"last evaluation {curve.returns[-1]:.1f} at {curve.steps[-1]:,}, "

@@ -37,6 +37,14 @@ def run_config_of(ckpt: dict[str, Any]) -> dict[str, Any]:
     return ckpt["run_config"] if "run_config" in ckpt else ckpt["hyper_parameters"]["config"]
 
 
+def env_steps_of(ckpt: dict[str, Any]) -> int:
+    """Environment frames the run of ``ckpt`` had taken when it was written: agent steps x action
+    repeat x ranks, as the module's ``env_steps`` counts them."""
+    counters = ckpt.get("lightning_dreamer") or {}
+    repeat = run_config_of(ckpt)["env"].get("action_repeat", 1)
+    return int(counters.get("policy_steps", 0) * repeat * counters.get("world_size", 1))
+
+
 def agent_from_checkpoint(ckpt: dict[str, Any]):
     """The agent of ``ckpt`` with its weights, in eval mode."""
     from lightning_dreamer.registry import get_algo
