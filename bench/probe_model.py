@@ -115,15 +115,15 @@ def sees(agent, fit: list, test: list) -> None:
     features to the true state vector, fitted on the ``fit`` episodes and scored (R² per dimension) on
     the ``test`` ones; for a pixel model also the reconstruction error against the error of the test
     frames' mean image (1.0: it draws the mean image, nothing of the cart or pole)."""
-    def features(episodes):
-        feats, states = [], []
-        for frames, actions, _ in episodes:
-            feats.append(agent.rssm.feat(posterior(agent, frames, actions))[0, 1:].numpy())
-            states.append(torch.stack([f["state"] for f in frames])[1:].numpy())
-        return np.concatenate(feats), np.concatenate(states)
+    def features(episodes):  # (T+1, F) posterior features of each episode
+        return [agent.rssm.feat(posterior(agent, frames, actions))[0] for frames, actions, _ in episodes]
 
-    x_fit, y_fit = features(fit)
-    x_test, y_test = features(test)
+    def states(episodes):
+        return np.concatenate([torch.stack([f["state"] for f in frames])[1:].numpy() for frames, _, _ in episodes])
+
+    x_fit, y_fit = np.concatenate([f[1:].numpy() for f in features(fit)]), states(fit)
+    test_feats = features(test)
+    x_test, y_test = np.concatenate([f[1:].numpy() for f in test_feats]), states(test)
     a = np.c_[x_fit, np.ones(len(x_fit))]
     w = np.linalg.solve(a.T @ a + np.eye(a.shape[1]), a.T @ y_fit)
     pred = np.c_[x_test, np.ones(len(x_test))] @ w
@@ -131,9 +131,9 @@ def sees(agent, fit: list, test: list) -> None:
     line = f"linear probe of the true state from the features, R² per dimension on held-out episodes: {np.round(r2, 2).tolist()}"
     if "pixels" in agent.obs_keys:
         errors, means = [], []
-        for frames, actions, _ in test:
+        for (frames, _, _), feat in zip(test, test_feats):
             target = torch.stack([f["pixels"] for f in frames]).float() / 255.0 - 0.5
-            drawn = agent.world_model.image_decoder(agent.rssm.feat(posterior(agent, frames, actions))[0])
+            drawn = agent.world_model.image_decoder(feat)
             errors.append(float(((drawn - target) ** 2).mean()))
             means.append(float(((target - target.mean(0)) ** 2).mean()))
         line += f"; reconstruction error / the mean image's: {np.mean(errors) / np.mean(means):.3f}"
