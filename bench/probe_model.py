@@ -99,7 +99,7 @@ def report(agent, name: str, episode, horizon: int = 15) -> None:
         open_real.append(float(rewards[t0 + 1:t0 + 1 + horizon].sum()))
         feats = torch.cat([feat[t0:t0 + 1], f], 0)
         recorded.append(float(lambda_return(r, agent.target_value(feats).squeeze(-1)[1:], cont, m.lambda_)[0]))
-        fa, _ = agent.imagine({k: v[:, t0].expand(20, *v.shape[2:]) for k, v in post.items()})
+        fa, _, _ = agent.imagine({k: v[:, t0].expand(20, *v.shape[2:]) for k, v in post.items()})
         ra, ca = wm.predicted_reward_and_continuation(fa[1:], m.discount)
         actor.append(float(lambda_return(ra, agent.target_value(fa).squeeze(-1)[1:], ca, m.lambda_)[0].mean()))
     corr = np.corrcoef(value[:-1].numpy(), to_go[:-1].numpy())[0, 1]

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from conftest import ROOT, fake_batch, make_agent
+from lightning_dreamer.losses import lambda_return
 
 DISCOUNT = ["model.pred_discount=true", "model.loss_scales={kl: 1, image: 1, state: 1, reward: 1, discount: 1}"]
 CASES = [  # (algorithm, overrides): continuous and discrete actions, and V2's two actor gradients
@@ -37,6 +38,39 @@ def test_actor_gradient_reaches_the_actor_not_the_world_model_or_value(algo, ove
     behaviour[agent.VALUE_TERM].backward()
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in agent.critic.parameters())
     assert all(p.grad is None for p in agent.world_model.parameters())
+
+
+@pytest.mark.parametrize("algo, overrides", CASES, ids=lambda x: x if isinstance(x, str) else "-".join(x))
+def test_actor_loss_reuses_the_imagination_pass_and_changes_no_number(algo, overrides):
+    """The actor's loss takes the policy's distribution from the pass that chose the imagined
+    actions; its loss, entropy and gradients equal those of a second actor pass over the stop-
+    gradient features of the trajectories (the textbook formulation, which costs an extra actor
+    forward and backward)."""
+    agent = make_agent(algo, *overrides, *DISCOUNT, "model.actor_entropy=1e-2")
+    batch = fake_batch(agent)
+    with torch.no_grad():
+        post, _, _ = agent.world_model_losses(batch)
+    start, _ = agent.world_model.imagination_starts(post, batch["is_terminal"])
+
+    def actor_loss(second_pass: bool):
+        torch.manual_seed(3)
+        agent.zero_grad()
+        feats, actions, dist = agent.imagine(start)
+        if second_pass:
+            dist = agent.policy_dist(feats[:-1].detach())
+        reward, cont = agent.world_model.predicted_reward_and_continuation(feats[1:], agent.config.discount)
+        value = agent.target_value(feats).squeeze(-1).float()
+        returns = lambda_return(reward, value[1:], cont, agent.config.lambda_)
+        loss, entropy = agent.actor_objective(dist, actions, returns, value, torch.ones_like(returns))
+        loss.backward()
+        return loss.detach(), entropy.detach(), [p.grad.clone() for p in agent.actor.parameters()]
+
+    reused, twice = actor_loss(False), actor_loss(True)
+    torch.testing.assert_close(reused[0], twice[0], rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(reused[1], twice[1], rtol=1e-5, atol=1e-6)
+    assert any(g.abs().sum() > 0 for g in reused[2])
+    for a, b in zip(reused[2], twice[2]):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
 
 
 @pytest.mark.parametrize("algo", ["dreamer_v1", "dreamer_v2", "world_models"])

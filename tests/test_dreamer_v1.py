@@ -103,17 +103,17 @@ def test_return_normalisation_divides_the_actor_returns_by_their_moving_range():
     weight = torch.rand(5, 8)
     big = torch.linspace(0, 1000, 40).reshape(5, 8)  # 5th-95th percentile range: 900
     spread = float(torch.quantile(big, 0.95) - torch.quantile(big, 0.05))
-    loss_plain, _ = plain.actor_objective(feats, None, big, None, weight)
-    loss_first, _ = normed.actor_objective(feats, None, big, None, weight)
+    loss_plain, _ = plain.actor_objective(plain.policy_dist(feats[:-1]), None, big, None, weight)
+    loss_first, _ = normed.actor_objective(normed.policy_dist(feats[:-1]), None, big, None, weight)
     assert float(normed.return_range) == pytest.approx(0.01 * spread)  # the average starts at 0
     torch.testing.assert_close(loss_first, loss_plain / (0.01 * spread))
-    normed.actor_objective(feats, None, big, None, weight)
+    normed.actor_objective(normed.policy_dist(feats[:-1]), None, big, None, weight)
     assert float(normed.return_range) == pytest.approx(0.01 * spread * (1 + 0.99))
     small = big / 1e4  # a range below 1 leaves the returns as they are
     fresh = make_agent("model.actor_return_norm=true")
     fresh.load_state_dict(plain.state_dict(), strict=False)
-    torch.testing.assert_close(fresh.actor_objective(feats, None, small, None, weight)[0],
-                               plain.actor_objective(feats, None, small, None, weight)[0])
+    torch.testing.assert_close(fresh.actor_objective(fresh.policy_dist(feats[:-1]), None, small, None, weight)[0],
+                               plain.actor_objective(plain.policy_dist(feats[:-1]), None, small, None, weight)[0])
 
 
 def test_adaptive_entropy_coefficient_moves_towards_the_target():
@@ -123,11 +123,11 @@ def test_adaptive_entropy_coefficient_moves_towards_the_target():
     feats = torch.randn(6, 8, adaptive.rssm.feat_dim)
     weight, returns = torch.rand(5, 8), torch.randn(5, 8)
     torch.manual_seed(0)
-    loss, entropy = adaptive.actor_objective(feats, None, returns, None, weight)
+    loss, entropy = adaptive.actor_objective(adaptive.policy_dist(feats[:-1]), None, returns, None, weight)
     # The first pass uses the starting coefficient: the loss of a fixed bonus of 1e-2 on the same draw.
     plain.config.actor_entropy = 1e-2
     torch.manual_seed(0)
-    torch.testing.assert_close(loss, plain.actor_objective(feats, None, returns, None, weight)[0])
+    torch.testing.assert_close(loss, plain.actor_objective(plain.policy_dist(feats[:-1]), None, returns, None, weight)[0])
     # ... and then moves log(coefficient) by lr * (target - mean entropy).
     expected = torch.log(torch.tensor(1e-2)) + 1e-2 * (-1.0 - entropy.mean())
     torch.testing.assert_close(adaptive.log_entropy_scale, expected)
@@ -135,11 +135,11 @@ def test_adaptive_entropy_coefficient_moves_towards_the_target():
     # gradient of the bonus lowers that std, towards the most random tanh-Normal.
     assert float(entropy.detach().mean()) < -2
     for _ in range(50):
-        adaptive.actor_objective(feats, None, returns, None, weight)
+        adaptive.actor_objective(adaptive.policy_dist(feats[:-1]), None, returns, None, weight)
     assert float(adaptive.log_entropy_scale.exp()) > 1e-2 * 1.5
     # The coefficient stays inside its bounds however far the entropy is from the target.
     far = make_agent("model.actor_entropy_target=1000.0", "model.actor_entropy_lr=100")
-    far.actor_objective(feats, None, returns, None, weight)
+    far.actor_objective(far.policy_dist(feats[:-1]), None, returns, None, weight)
     assert float(far.log_entropy_scale) == 5.0
     with pytest.raises(Exception, match="actor_entropy_lr"):
         make_agent("model.actor_entropy_lr=0")

@@ -134,8 +134,8 @@ class DreamerV1(Dreamer):
     def value_lr(self) -> float:
         return self.config.value_lr
 
-    def policy_dist(self, feat: torch.Tensor):
-        out = self.actor(feat).float()
+    def action_dist(self, out: torch.Tensor):
+        out = out.float()
         if self.discrete:
             return OneHotCategorical(out)
         m = self.config
@@ -166,12 +166,13 @@ class DreamerV1(Dreamer):
         kl = gaussian_kl(post["mean"], post["std"], prior["mean"], prior["std"])
         return free_nats(kl, self.config.kl_free), kl.detach()
 
-    def actor_objective(self, feats, actions, returns, value, weight):
+    def actor_objective(self, dist, actions, returns, value, weight):
         """``-E[w_t R_t]``, its gradient through the imagined dynamics, reward and value alone."""
         m = self.config
         adaptive = m.actor_entropy_target is not None
-        with torch.set_grad_enabled(m.actor_entropy != 0 or adaptive):  # otherwise only logged
-            entropy = self.policy_dist(feats[:-1].detach()).entropy()
+        entropy = dist.entropy()
+        if not (m.actor_entropy != 0 or adaptive):  # only logged
+            entropy = entropy.detach()
         if m.actor_return_norm:
             returns = returns / self.return_scale(returns)
         scale = self.entropy_scale(entropy) if adaptive else m.actor_entropy

@@ -73,8 +73,8 @@ class DreamerV2(Dreamer):
     def value_lr(self) -> float:
         return self.config.critic_lr
 
-    def policy_dist(self, feat: torch.Tensor):
-        out = self.actor(feat).float()
+    def action_dist(self, out: torch.Tensor):
+        out = out.float()
         if self.discrete:
             return OneHotCategorical(out)
         mean, std = out.chunk(2, -1)
@@ -86,9 +86,8 @@ class DreamerV2(Dreamer):
     def target_value(self, feats: torch.Tensor) -> torch.Tensor:
         return self.target_critic(feats)
 
-    def actor_objective(self, feats, actions, returns, value, weight):
+    def actor_objective(self, dist, actions, returns, value, weight):
         """rho * REINFORCE (baseline: the target critic) + (1 - rho) * dynamics backprop + entropy."""
-        dist = self.policy_dist(feats[:-1].detach())
         entropy = dist.entropy()
         loss = actor_loss(dist.log_prob(actions.detach()), entropy, returns, value[:-1], weight,
                           self.reinforce, self.config.actor_entropy).mean()
