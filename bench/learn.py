@@ -88,8 +88,8 @@ BENCHMARKS = {
     # World Models with the cpu preset, seed 0 on a CPU (2026-11-24, bench/zoo.py): training evaluations
     # 161 / 224 / 213 after the controllers of iterations 1-3, 178 after the last (trained on all 100k
     # frames); 164.6 +- 15.4 on the zoo's protocol (10 episodes, held-out seed). The controllers' dream
-    # fitness sat at 190-200 from iteration 2 on, and the real return wanders around it: the dream, not
-    # the search, caps this recipe near 200, the entry's floor (the paper-size config on a GPU: 221).
+    # fitness plateaued at 190-200 from iteration 2 on, and the real return wanders around that level,
+    # the entry's floor of 200 (the paper-size config on a GPU, seed 3: 221).
     "wm_pixels": (["configs/wm_dmc_cartpole_swingup.yaml", "configs/presets/wm_cpu.yaml"], [], 200),
     "wm_carracing": (["configs/wm_carracing.yaml", "configs/presets/wm_cpu.yaml"], [], None),  # report score and time
 }
