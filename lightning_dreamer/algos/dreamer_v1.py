@@ -170,9 +170,8 @@ class DreamerV1(Dreamer):
         """``-E[w_t R_t]``, its gradient through the imagined dynamics, reward and value alone."""
         m = self.config
         adaptive = m.actor_entropy_target is not None
-        entropy = dist.entropy()
-        if not (m.actor_entropy != 0 or adaptive):  # only logged
-            entropy = entropy.detach()
+        with torch.set_grad_enabled(m.actor_entropy != 0 or adaptive):  # otherwise only logged
+            entropy = dist.entropy()
         if m.actor_return_norm:
             returns = returns / self.return_scale(returns)
         scale = self.entropy_scale(entropy) if adaptive else m.actor_entropy
