@@ -27,6 +27,10 @@ import time
 import torch
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "bench"))
+
+from learn import fit_command  # noqa: E402  (how a run starts)
+
 CONFIGS = {"dreamer_v2": "configs/tiny_point.yaml", "dreamer_v1": "configs/tiny_point_v1.yaml",
            "world_models": "configs/tiny_point_wm.yaml"}
 EXTRA = {"dreamer_v2": ["run.checkpoint_every=10"], "dreamer_v1": ["run.checkpoint_every=10"],
@@ -50,8 +54,7 @@ def saved(run: str):
 
 def soak(algo: str, kills: int, budget: int, tmpdir: str, rng: random.Random, root: str) -> dict:
     run = os.path.join(root, algo)
-    base = [sys.executable, "-m", "lightning_dreamer", "fit", "--config", os.path.join(ROOT, CONFIGS[algo]),
-            f"run.dir={run}", *EXTRA[algo], *QUIET]
+    base = fit_command([CONFIGS[algo]], [f"run.dir={run}", *EXTRA[algo], *QUIET])
     env = {**os.environ, "OMP_NUM_THREADS": "1", "TMPDIR": tmpdir}
     counts = {"kills": 0, "random": 0, "in_write": 0, "resumes": 0, "lost": 0, "uncounted": 0, "backwards": 0,
               "no_checkpoint_yet": 0}
