@@ -3,14 +3,16 @@
 # runs are detached (setsid), so they go on between calls for as long as the machine stays warm: issue the
 # calls back to back. Every seed of every entry runs at once, one process each.
 #
-#   call 1:   . .gpu/env.sh && bash bench/gpu_zoo.sh start "dreamer_v2/dmc_cartpole_swingup dreamer_v1/dmc_cartpole_swingup"
+#   call 1:   . .gpu/env.sh && ZOO_COMMIT=<commit> bash bench/gpu_zoo.sh start "dreamer_v2/dmc_cartpole_swingup dreamer_v1/dmc_cartpole_swingup"
 #   calls 2+: . .gpu/env.sh && bash bench/gpu_zoo.sh wait 540      # progress of each seed; returns early once all are done
 #   last:     . .gpu/env.sh && ZOO_COMMIT=<commit> bash bench/gpu_zoo.sh finish
 #
 # `finish` builds the card of every entry whose seeds all finished (bench/zoo.py build: held-out evaluation,
 # card, weights published if the floor holds) and packs, into $OUT, one tar per entry (its zoo/ folder, its
-# weights, zoo/index.json) and evals.tar (every seed's eval.csv and log, finished or not). Here, unpack them
-# in the repository root: `for f in <files_at>/*.tar; do tar xf $f; done`.
+# weights, zoo/index.json; for an entry with seeds still training, the records of those that finished,
+# zoo/NAME/seeds/) and evals.tar (every seed's eval.csv and log, finished or not). Here, unpack them in the
+# repository root, `for f in <files_at>/*.tar; do tar xf $f; done`, and commit what lands in zoo/.
+# ZOO_COMMIT names the project's commit in the records and cards (the machine's copy has no .git).
 #
 # Environment: SEEDS (default "0 1 2"), THREADS per run (default 1), OVERRIDES (key=value for every fit).
 set -euo pipefail
@@ -81,6 +83,11 @@ finish)
             tail -n 25 "$logs/${key}__card.log"
         else
             echo "$name: not every seed finished; its evaluations so far are in evals.tar"
+            base=${LIGHTNING_DREAMER_ZOO:-.}
+            if [ -d "$base/zoo/$name/seeds" ]; then  # the seeds that did finish are recorded: they count later
+                tar cf "$out/$key.seeds.tar" -C "$base" "zoo/$name/seeds"
+                echo "$name: the finished seeds' records are in $key.seeds.tar"
+            fi
         fi
     done
     (cd / && tar cf "$out/evals.tar" --exclude='*.memmap' --exclude='replay' --exclude='checkpoints' --exclude='*.mp4' --exclude='*.gif' \

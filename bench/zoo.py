@@ -10,15 +10,19 @@
                                                                          # (publish it only into $LIGHTNING_DREAMER_ZOO)
 
 ``build`` trains each seed with the recipe of ``bench/learn.py`` (runs in ``--root``/NAME/seed<S>;
-running it again resumes them), evaluates each final checkpoint with the deterministic policy on
-``--episodes`` episodes of evaluation seeds no training run uses, and writes the card
-(zoo/NAME/README.md: score per seed, mean ± std over seeds, learning curves, wall-clock, hardware,
-commit, the command, SHA-256) with each seed's evaluations beside it (zoo/NAME/eval_seed<S>.csv; result.json: the held-out
-scores, hardware, published seed). If the entry's floor holds (the mean, and every seed), the weights of
-the median seed are published (checkpoints/, zoo/index.json); otherwise the card says so and
-nothing is published (exit 1). ``status`` prints, for every seed folder under ``--root``, the env
-steps and updates of its checkpoint against its budget, its last evaluation and the wall-clock so
-far. ``verify`` re-plays every entry on its card's evaluation seed and fails if a score leaves the
+running it again resumes them), evaluates its final checkpoint with the deterministic policy on
+``--episodes`` episodes of evaluation seeds no training run uses, and records the finished seed in
+the repository (zoo/NAME/seeds/seed<S>.json, .safetensors, .csv: score, weights, curve). Commit a
+record when it appears: a recorded seed is done, and later builds use the record instead of the run
+folder, so runs on a machine that is gone cost nothing that finished. With every seed recorded
+(``--train-only`` stops before this), it writes the card (zoo/NAME/README.md: score per seed, mean ±
+std over seeds, learning curves, wall-clock, hardware, commits, the command, SHA-256) with each
+seed's evaluations beside it (zoo/NAME/eval_seed<S>.csv; result.json: the held-out scores, hardware,
+published seed). If the entry's floor holds (the mean, and every seed), the weights of the median
+seed are published (checkpoints/, zoo/index.json) and the seeds' own weight files leave the tree;
+otherwise the card says so and nothing is published (exit 1). ``status`` prints every recorded
+seed, and for every seed folder under ``--root`` the env steps and updates of its checkpoint
+against its budget, its last evaluation and the wall-clock so far. ``verify`` re-plays every entry on its card's evaluation seed and fails if a score leaves the
 card's interval. ``compare`` reads those evaluation files for every
 algorithm on one benchmark and prints the comparison table (mean ± std over seeds at 25k / 50k / 100k
 env steps, best, wall-clock, hardware) and draws zoo/<benchmark>.svg; ``--readme`` also puts both in
@@ -69,17 +73,21 @@ def recipe(name: str) -> tuple[list[str], list[str]]:
     return (TINY if key is None else BENCHMARKS[key][:2])
 
 
-def train(name: str, seed: int, root: str, extra: list[str]) -> tuple[str, list[str]]:
+def seed_fit(name: str, seed: int, root: str, extra: list[str]) -> tuple[str, list[str]]:
+    """The run folder of one seed and its fit command (not yet told to resume)."""
     configs, overrides = recipe(name)
     run_dir = os.path.join(root, name, f"seed{seed}")
-    cmd = resuming(fit_command(configs, overrides + [f"run.seed={seed}", f"run.dir={run_dir}",
-                                                     "--trainer.enable_progress_bar", "false", *extra]), run_dir)
+    return run_dir, fit_command(configs, overrides + [f"run.seed={seed}", f"run.dir={run_dir}",
+                                                      "--trainer.enable_progress_bar", "false", *extra])
+
+
+def train(name: str, seed: int, run_dir: str, command: list[str]) -> None:
+    cmd = resuming(command, run_dir)
     print(" ".join(cmd), flush=True)
     code = subprocess.run(cmd, cwd=ROOT).returncode
     if code:  # the run printed why; 128 + N: stopped by signal N, its checkpoint saved
         how = f"stopped by signal {code - 128} (saved; run the same command again to resume)" if code > 128 else f"failed (exit {code})"
         raise SystemExit(f"{name} seed {seed}: training {how}")
-    return run_dir, cmd
 
 
 def evaluate(agent, config: dict, episodes: int) -> tuple[float, float]:
@@ -130,26 +138,99 @@ def seed_command(name: str, command: list[str]) -> str:
     return " ".join(words)
 
 
-def card(name: str, seeds: list[int], scores: list[tuple[float, float]], published: int | None, steps: int,
-         wall: float, command: list[str], sha: str | None, svg: str, episodes: int, env: dict | None = None,
-         updates: list[int | None] | None = None, extra: tuple[str, ...] = ()) -> str:
+def commit() -> str:
+    """The project's commit (a copy of the tree without .git, such as a GPU machine's, is told it by $ZOO_COMMIT)."""
+    return subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip() \
+        or os.environ.get("ZOO_COMMIT", "?")
+
+
+def seed_files(name: str, seed: int) -> tuple[str, str, str]:
+    """Where a finished seed is recorded, in the repository: zoo/NAME/seeds/seed<S>.json (its held-out
+    score, counters, machine, commit, command and run config), .safetensors (its weights) and .csv
+    (its evaluations during training). Committed as soon as the seed finishes, a record stands for
+    the seed: a later build uses it instead of the run folder, so a lost machine costs only the seeds
+    still training."""
+    import lightning_dreamer as ld
+
+    stem = os.path.join(ld.zoo.root(), "zoo", name, "seeds", f"seed{seed}")
+    return stem + ".json", stem + ".safetensors", stem + ".csv"
+
+
+def record(name: str, seed: int, run_dir: str, command: list[str], episodes: int) -> dict:
+    """Evaluate a finished seed on the held-out protocol and write its record (every file atomically)."""
+    import lightning_dreamer as ld
+    from lightning_dreamer.checkpoint import agent_from_checkpoint, env_steps_of, read_checkpoint, run_config_of
+    from lightning_dreamer.compare import read_curve, write_atomically
+
+    ckpt = read_checkpoint(os.path.join(run_dir, "checkpoints", "last.ckpt"))
+    agent, config = agent_from_checkpoint(ckpt), run_config_of(ckpt)
+    steps, budget = env_steps_of(ckpt), config["run"]["total_env_steps"]
+    if steps < budget:
+        raise SystemExit(f"{name} seed {seed}: its checkpoint is at {steps:,} of {budget:,} env steps; train it to the end first")
+    mean, std = evaluate(agent, config, episodes)
+    json_path, weights, csv_path = seed_files(name, seed)
+    digest = ld.zoo.save_weights(agent, weights)
+    shutil.copyfile(os.path.join(run_dir, "eval.csv"), csv_path + ".tmp")
+    os.replace(csv_path + ".tmp", csv_path)
+    rec = {"seed": seed, "score": [mean, std], "episodes": episodes, "eval_seed": EVAL_SEED, "env_steps": steps,
+           "updates": (ckpt.get("lightning_dreamer") or {}).get("updates"), "wall_s": read_curve(f"seed {seed}", run_dir).wall_s,
+           "hardware": hardware(), "commit": commit(), "command": seed_command(name, command), "sha256": digest, "config": config}
+    write_atomically(json_path, json.dumps(rec, indent=1) + "\n")
+    print(f"{name} seed {seed}: {mean:.1f} ± {std:.1f}, recorded in {os.path.relpath(json_path, ld.zoo.root())} "
+          f"(commit the seed's three files)", flush=True)
+    return rec
+
+
+def recorded(name: str, seed: int, command: list[str], episodes: int) -> dict | None:
+    """The seed's record, if it has one made by this command and evaluation; None if it has none."""
+    json_path = seed_files(name, seed)[0]
+    if not os.path.exists(json_path):
+        return None
+    with open(json_path) as f:
+        rec = json.load(f)
+    now = seed_command(name, command)
+    if (rec["command"], rec["episodes"]) != (now, episodes):
+        raise SystemExit(f"{name} seed {seed} is recorded as trained by `{rec['command']}` and evaluated on {rec['episodes']} "
+                         f"episodes, not by `{now}` on {episodes}: give the same arguments, or delete "
+                         f"zoo/{name}/seeds/seed{seed}.* to train it again")
+    return rec
+
+
+def recorded_agent(name: str, rec: dict):
+    """A record's agent, from its weights file or (once published and the seed's file removed) the
+    entry's, whichever has the record's SHA-256."""
+    import lightning_dreamer as ld
+
+    weights = seed_files(name, rec["seed"])[1]
+    published = os.path.join(ld.zoo.root(), ld.zoo.entries().get(name, {}).get("weights", "-"))
+    for path in (weights, published):
+        if os.path.exists(path) and ld.zoo.sha256(path) == rec["sha256"]:
+            return ld.zoo.agent_from_weights(path, name.split("/")[0])
+    raise SystemExit(f"{name} seed {rec['seed']}: no weights file has its recorded SHA-256 {rec['sha256'][:16]}...; "
+                     f"delete zoo/{name}/seeds/seed{rec['seed']}.* to train it again")
+
+
+def card(name: str, records: list[dict], published: int | None, sha: str | None, svg: str, extra: tuple[str, ...] = ()) -> str:
     recipe_key, floor_mean, floor_each, anchor = ENTRIES[name]
-    means = [m for m, _ in scores]
+    seeds, episodes = [r["seed"] for r in records], records[0]["episodes"]
+    means = [r["score"][0] for r in records]
     mean, std = statistics.mean(means), (statistics.stdev(means) if len(means) > 1 else 0.0)
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip() \
-        or os.environ.get("ZOO_COMMIT", "?")  # a copy of the tree without .git (a GPU machine) is told it
     algo = name.split("/")[0]
-    rows = "\n".join(f"| {s} | {m:.1f} ± {d:.1f} | {'these weights' if s == published else ''} |" for s, (m, d) in zip(seeds, scores))
+    rows = "\n".join(f"| {r['seed']} | {r['score'][0]:.1f} ± {r['score'][1]:.1f} | {'these weights' if r['seed'] == published else ''} |"
+                     for r in records)
     verdict = ("published" if published is not None else "**below the floor: not published**")
     floors = ", ".join(text for text, value in ((f"floor: mean ≥ {floor_mean}", floor_mean),
                                                 (f"every seed ≥ {floor_each}", floor_each)) if value is not None) or "no floor"
-    trained = f"{steps:,} env steps per seed"
-    if updates and None not in updates:
+    trained = f"{max(r['env_steps'] for r in records):,} env steps per seed"
+    if None not in (updates := [r["updates"] for r in records]):
         trained += f" ({', '.join(f'{u:,}' for u in updates)} updates)"
+    wall = sum(r["wall_s"] for r in records)
+    machines = " and ".join(dict.fromkeys(r["hardware"] for r in records))
+    commits = ", ".join(f"`{c}`" for c in dict.fromkeys(r["commit"] for r in records))
     return f"""# {name}
 
 Algorithm `{algo}`: {PAPERS.get(algo, "?")}.
-Environment: {environment(env) if env else "?"}; {trained}.
+Environment: {environment(records[0]["config"].get("env") or {})}; {trained}.
 Trained by the recipe `{f"bench/learn.py {recipe_key}" if recipe_key else "configs/tiny_point.yaml"}` (its departures from
 the paper are written there).
 
@@ -163,10 +244,10 @@ used; the deterministic policy. Anchor: {anchor}.
 
 Learning curves: `{svg}`, from each seed's evaluations during training (`eval_seed<S>.csv` here;
 `python -m lightning_dreamer compare` reads them). Wall-clock {wall / 3600:.2f} h over all seeds on
-{hardware()}. Commit `{commit}`.
+{machines}. Commit {commits} (the seeds' records: `seeds/`).
 
 Reproduce: `python bench/zoo.py build {" ".join([name, "--seeds", *map(str, seeds), *extra])}`, which runs for each seed S:
-`{seed_command(name, command)}`
+`{records[0]["command"]}`
 
 {f"Weights: `checkpoints/{name}.safetensors`, the median seed's ({published}), SHA-256 `{sha}`." if published is not None
  else "Weights: not published (below the floor)."}
@@ -175,61 +256,57 @@ Reproduce: `python bench/zoo.py build {" ".join([name, "--seeds", *map(str, seed
 
 def build(args, extra) -> int:
     import lightning_dreamer as ld
-    from lightning_dreamer.checkpoint import agent_from_checkpoint, read_checkpoint, run_config_of
     from lightning_dreamer.compare import read_curve, svg, write_atomically
 
     name = args.name
     if ENTRIES[name][0] is None and not os.environ.get("LIGHTNING_DREAMER_ZOO"):
         raise SystemExit(f"{name} is a smoke run: set LIGHTNING_DREAMER_ZOO to publish it outside the repository")
-    if args.train_only:  # train (or resume) these seeds and stop: seeds can run in parallel processes
-        for seed in args.seeds:
-            train(name, seed, args.root, extra)
+    records = []
+    for seed in args.seeds:  # a recorded seed is done; any other trains (or resumes) and is recorded
+        run_dir, command = seed_fit(name, seed, args.root, extra)
+        rec = recorded(name, seed, command, args.episodes)
+        if rec is None:
+            train(name, seed, run_dir, command)
+            rec = record(name, seed, run_dir, command, args.episodes)
+        else:
+            print(f"{name} seed {seed}: recorded ({rec['score'][0]:.1f} ± {rec['score'][1]:.1f}, commit {rec['commit'][:10]})", flush=True)
+        records.append(rec)
+    if args.train_only:  # seeds can train in parallel processes; the card waits for all of them
         return 0
-    scores, agents, curves, run_dirs, updates = [], [], [], [], []
-    wall, steps, command = 0.0, 0, list[str]()
-    for seed in args.seeds:
-        run_dir, command = train(name, seed, args.root, extra)
-        run_dirs.append(run_dir)
-        ckpt = read_checkpoint(os.path.join(run_dir, "checkpoints", "last.ckpt"))
-        agent, config = agent_from_checkpoint(ckpt), run_config_of(ckpt)
-        scores.append(evaluate(agent, config, args.episodes))
-        agents.append((agent, config))
-        curve = read_curve(f"seed {seed}", run_dir)
-        curves.append(curve)
-        wall += curve.wall_s
-        steps = max(steps, curve.steps[-1])
-        updates.append((ckpt.get("lightning_dreamer") or {}).get("updates"))
-        print(f"seed {seed}: {scores[-1][0]:.1f} ± {scores[-1][1]:.1f}", flush=True)
     _, floor_mean, floor_each, _ = ENTRIES[name]
-    means = [m for m, _ in scores]
+    means = [r["score"][0] for r in records]
     met = (floor_mean is None or statistics.mean(means) >= floor_mean) and (floor_each is None or min(means) >= floor_each)
-    order = sorted(range(len(means)), key=lambda i: means[i])
-    median = order[len(order) // 2]
+    median = sorted(range(len(means)), key=lambda i: means[i])[len(means) // 2]
+    agent = recorded_agent(name, records[median]) if met else None  # before anything is written
     base = ld.zoo.root()
     svg_rel = os.path.join("zoo", name, "curves.svg")
     folder = os.path.join(base, "zoo", name)
-    os.makedirs(folder, exist_ok=True)
+    curves = [read_curve(f"seed {r['seed']}", seed_files(name, r["seed"])[2]) for r in records]
+    steps = max(r["env_steps"] for r in records)
     write_atomically(os.path.join(base, svg_rel), svg(curves, steps, {}, f"{name}: evaluation return per training seed"))
     for old in glob.glob(os.path.join(folder, "eval_seed*.csv")):
         os.remove(old)
-    for seed, run_dir in zip(args.seeds, run_dirs):  # the curves travel with the card (compare reads them)
-        tmp = os.path.join(folder, f".eval_seed{seed}.csv.tmp")
-        shutil.copyfile(os.path.join(run_dir, "eval.csv"), tmp)
-        os.replace(tmp, os.path.join(folder, f"eval_seed{seed}.csv"))
-    machine = hardware()
-    result = {"seeds": args.seeds, "scores": [list(x) for x in scores], "episodes": args.episodes, "eval_seed": EVAL_SEED,
+    for rec in records:  # the card's curves beside it (compare reads them)
+        tmp = os.path.join(folder, f".eval_seed{rec['seed']}.csv.tmp")
+        shutil.copyfile(seed_files(name, rec["seed"])[2], tmp)
+        os.replace(tmp, os.path.join(folder, f"eval_seed{rec['seed']}.csv"))
+    machine = " and ".join(dict.fromkeys(r["hardware"] for r in records))
+    result = {"seeds": args.seeds, "scores": [r["score"] for r in records], "episodes": args.episodes, "eval_seed": EVAL_SEED,
               "env_steps": steps, "hardware": machine, "published_seed": args.seeds[median] if met else None}
     write_atomically(os.path.join(folder, "result.json"), json.dumps(result, indent=1) + "\n")
     sha = None
     if met:
-        agent, config = agents[median]
-        summary = {"hardware": machine, "score": means[median], "score_std": scores[median][1], "seeds_mean": statistics.mean(means),
+        rec = records[median]
+        summary = {"hardware": rec["hardware"], "score": means[median], "score_std": rec["score"][1], "seeds_mean": statistics.mean(means),
                    "seeds_std": statistics.stdev(means) if len(means) > 1 else 0.0, "env_steps": steps,
-                   "training_seed": args.seeds[median], "eval_seed": EVAL_SEED, "eval_episodes": args.episodes}
-        ld.zoo.export(agent, config, name, summary)
+                   "training_seed": rec["seed"], "eval_seed": EVAL_SEED, "eval_episodes": args.episodes}
+        ld.zoo.export(agent, rec["config"], name, summary)
         sha = ld.zoo.entry(name)["sha256"]
-    text = card(name, args.seeds, scores, args.seeds[median] if met else None, steps, wall, command, sha, svg_rel,
-                args.episodes, agents[0][1].get("env"), updates, tuple(extra))
+        for r in records:  # published: the seeds' own weight files leave the tree (git history keeps them)
+            weights = seed_files(name, r["seed"])[1]
+            if os.path.exists(weights):
+                os.remove(weights)
+    text = card(name, records, args.seeds[median] if met else None, sha, svg_rel, tuple(extra))
     write_atomically(os.path.join(base, "zoo", name, "README.md"), text)
     print(text)
     return 0 if met else 1
@@ -244,6 +321,12 @@ def status(args) -> int:
 
     found = 0
     for name in sorted(ENTRIES):
+        for path in sorted(glob.glob(seed_files(name, 0)[0].replace("seed0.json", "seed*.json"))):
+            found += 1
+            with open(path) as f:
+                rec = json.load(f)
+            print(f"{name} seed{rec['seed']}: recorded, {rec['score'][0]:.1f} ± {rec['score'][1]:.1f} at {rec['env_steps']:,} env steps "
+                  f"({rec['wall_s'] / 3600:.2f} h, commit {rec['commit'][:10]})")
         folders = glob.glob(os.path.join(args.root, name, "seed*"))
         for folder in sorted(folders, key=lambda f: int(re.sub(r"\D", "", os.path.basename(f)) or -1)):
             found += 1
@@ -264,7 +347,7 @@ def status(args) -> int:
             print(f"{where}: checkpoint at {steps:,} of {budget:,} env steps, {counters.get('updates', 0):,} updates, {last}, "
                   f"{'done' if steps >= budget else 'resumable'}")
     if not found:
-        print(f"no seed folders under {args.root} (bench/zoo.py build NAME --root {args.root} makes them)")
+        print(f"no seed recorded and no seed folder under {args.root} (bench/zoo.py build NAME --root {args.root} makes them)")
     return 0
 
 

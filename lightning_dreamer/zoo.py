@@ -89,19 +89,39 @@ def run_config(name: str, base: str | None = None) -> dict[str, Any]:
     return config  # type: ignore[return-value]
 
 
-def load(name: str, device: str = "cpu", base: str | None = None):
-    """The agent ``name`` in eval mode on ``device`` (hash checked first)."""
+def agent_from_weights(path: str, algo: str, device: str = "cpu"):
+    """The agent in the weights file ``path`` (safetensors with its hyperparameters in the metadata),
+    rebuilt as ``algo`` and put in eval mode on ``device``. Checks no hash: the caller does."""
     from safetensors import safe_open
     from safetensors.torch import load_file
 
     from lightning_dreamer.registry import get_algo
 
-    path = verified_weights(name, base)
     with safe_open(path, framework="pt") as f:
         hparams = json.loads(f.metadata()["hparams"])
-    agent = get_algo(entry(name, base)["algo"])(**hparams)
+    agent = get_algo(algo)(**hparams)
     agent.load_state_dict(load_file(path))
     return agent.to(device).eval()
+
+
+def load(name: str, device: str = "cpu", base: str | None = None):
+    """The agent ``name`` in eval mode on ``device`` (hash checked first)."""
+    return agent_from_weights(verified_weights(name, base), entry(name, base)["algo"], device)
+
+
+def save_weights(agent, path: str) -> str:
+    """Write ``agent``'s weights and hyperparameters to ``path`` (safetensors, atomically: a stopped
+    write leaves the old file or none). Returns the file's SHA-256."""
+    from safetensors.torch import save_file
+
+    from lightning_dreamer.files import fsync_dir
+
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    save_file({k: v.detach().cpu().contiguous() for k, v in agent.state_dict().items()}, path + ".tmp",
+              metadata={"hparams": json.dumps(dict(agent.hparams))})
+    os.replace(path + ".tmp", path)
+    fsync_dir(os.path.dirname(path) or ".")
+    return sha256(path)
 
 
 def export(agent, config: dict[str, Any], name: str, summary: dict[str, Any] | None = None, base: str | None = None) -> str:
@@ -109,7 +129,6 @@ def export(agent, config: dict[str, Any], name: str, summary: dict[str, Any] | N
     (``<algorithm>/<benchmark>``); ``summary`` (score, std, env steps, ...) goes into the index.
     Returns the weights' path. Every file is written atomically."""
     from omegaconf import OmegaConf
-    from safetensors.torch import save_file
 
     from lightning_dreamer.files import fsync_dir
 
@@ -119,18 +138,16 @@ def export(agent, config: dict[str, Any], name: str, summary: dict[str, Any] | N
     base = base or root()
     weights = os.path.join("checkpoints", algo, f"{benchmark}.safetensors")
     config_file = os.path.join("zoo", algo, benchmark, "config.yaml")
-    for rel, write in ((weights, lambda p: save_file({k: v.detach().cpu().contiguous() for k, v in agent.state_dict().items()},
-                                                     p, metadata={"hparams": json.dumps(dict(agent.hparams))})),
-                       (config_file, lambda p: OmegaConf.save(OmegaConf.create(config), p))):
-        path = os.path.join(base, rel)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        write(path + ".tmp")
-        os.replace(path + ".tmp", path)
-        fsync_dir(os.path.dirname(path))
+    digest = save_weights(agent, os.path.join(base, weights))
+    path = os.path.join(base, config_file)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    OmegaConf.save(OmegaConf.create(config), path + ".tmp")
+    os.replace(path + ".tmp", path)
+    fsync_dir(os.path.dirname(path))
     index = entries(base)
     params = sum(v.numel() for v in agent.state_dict().values())
     index[name] = {"algo": algo, "benchmark": benchmark, "env": f"{config['env']['suite']}:{config['env']['name']}",
-                   "config": config_file, "weights": weights, "sha256": sha256(os.path.join(base, weights)),
+                   "config": config_file, "weights": weights, "sha256": digest,
                    "params": params, **(summary or {})}
     path = _index_path(base)
     os.makedirs(os.path.dirname(path), exist_ok=True)

@@ -111,6 +111,7 @@ def test_bench_zoo_builds_a_card_and_the_comparison(tmp_path):
     """bench/zoo.py end to end on the smoke entry: two seeds trained, evaluated, carded and published,
     their curves kept beside the card, and the comparison table written into a README."""
     import json
+    import shutil
     import subprocess
     import sys
 
@@ -145,17 +146,51 @@ def test_bench_zoo_builds_a_card_and_the_comparison(tmp_path):
     assert result["published_seed"] in (0, 1) and "torch" in result["hardware"]
     assert f"seed {result['published_seed']}" in built.stdout
     agent = ld.zoo.load("dreamer_v2/tiny_point", base=str(base))
-    assert ld.zoo.entry("dreamer_v2/tiny_point", base=str(base))["training_seed"] == result["published_seed"]
+    entry = ld.zoo.entry("dreamer_v2/tiny_point", base=str(base))
+    assert entry["training_seed"] == result["published_seed"]
     assert agent is not None
+    seeds = folder / "seeds"  # each finished seed's record: score, curve, commit, command (its weights left once published)
+    records = [json.loads((seeds / f"seed{s}.json").read_text()) for s in (0, 1)]
+    assert [r["score"] for r in records] == result["scores"] and [r["updates"] for r in records] == updates
+    assert records[result["published_seed"]]["sha256"] == entry["sha256"]
+    assert (seeds / "seed0.csv").read_text() == (folder / "eval_seed0.csv").read_text()
+    assert sorted(os.listdir(seeds)) == ["seed0.csv", "seed0.json", "seed1.csv", "seed1.json"]
 
     (tmp_path / "runs" / "dreamer_v2" / "tiny_point" / "seed7").mkdir()  # a seed not started yet
     shown = zoo("status", "--root", str(tmp_path / "runs"))
     assert shown.returncode == 0, shown.stderr[-2000:]
     lines = shown.stdout.splitlines()
-    assert [line.split(":")[0] for line in lines] == [f"dreamer_v2/tiny_point seed{s}" for s in (0, 1, 7)]
-    for line, count in zip(lines, updates):
+    assert [line.split(":")[0] for line in lines] == [f"dreamer_v2/tiny_point seed{s}" for s in (0, 1, 0, 1, 7)]
+    for line, rec in zip(lines, records):
+        assert f"recorded, {rec['score'][0]:.1f} ± {rec['score'][1]:.1f} at 100 env steps" in line
+    for line, count in zip(lines[2:], updates):
         assert f"checkpoint at 100 of 100 env steps, {count:,} updates, last evaluation" in line and line.endswith(", done")
-    assert lines[2].endswith("no checkpoint yet")
+    assert lines[4].endswith("no checkpoint yet")
+
+    # The machine is gone (its runs with it): the records alone rebuild the same card and entry, training nothing.
+    shutil.rmtree(tmp_path / "runs")
+    rebuilt = zoo("build", "dreamer_v2/tiny_point", "--seeds", "0", "1", "--root", str(tmp_path / "runs"), "--episodes", "2",
+                  "run.total_env_steps=100", "run.eval_every=50", "run.threads=1")
+    assert rebuilt.returncode == 0, rebuilt.stdout[-2000:] + rebuilt.stderr[-2000:]
+    assert f"{sys.executable} -m lightning_dreamer fit" not in rebuilt.stdout and not (tmp_path / "runs").exists()
+    assert rebuilt.stdout.count("dreamer_v2/tiny_point seed") == 2 and "recorded (" in rebuilt.stdout
+    assert (folder / "README.md").read_text() == card and ld.zoo.entry("dreamer_v2/tiny_point", base=str(base)) == entry
+    other = zoo("build", "dreamer_v2/tiny_point", "--seeds", "0", "1", "--root", str(tmp_path / "runs"), "--episodes", "2",
+                "run.total_env_steps=120", "run.eval_every=50", "run.threads=1")  # another recipe than the records'
+    assert other.returncode == 1 and not (tmp_path / "runs").exists()
+    assert other.stderr.strip().splitlines() == [
+        "dreamer_v2/tiny_point seed 0 is recorded as trained by `python -m lightning_dreamer fit --config configs/tiny_point.yaml "
+        "run.total_env_steps=200 run.eval_every=100 run.seed=<S> run.dir=runs/zoo/dreamer_v2/tiny_point/seed<S> --trainer.enable_progress_bar false run.total_env_steps=100 "
+        "run.eval_every=50 run.threads=1` and evaluated on 2 episodes, not by `python -m lightning_dreamer fit --config "
+        "configs/tiny_point.yaml run.total_env_steps=200 run.eval_every=100 run.seed=<S> run.dir=runs/zoo/dreamer_v2/tiny_point/seed<S> --trainer.enable_progress_bar false "
+        "run.total_env_steps=120 run.eval_every=50 run.threads=1` on 2: give the same arguments, or delete "
+        "zoo/dreamer_v2/tiny_point/seeds/seed0.* to train it again"]
+    os.remove(base / entry["weights"])  # the median seed's weights are nowhere now
+    lost = zoo("build", "dreamer_v2/tiny_point", "--seeds", "0", "1", "--root", str(tmp_path / "runs"), "--episodes", "2",
+               "run.total_env_steps=100", "run.eval_every=50", "run.threads=1")
+    assert lost.returncode == 1 and lost.stderr.strip().splitlines() == [
+        f"dreamer_v2/tiny_point seed {result['published_seed']}: no weights file has its recorded SHA-256 {entry['sha256'][:16]}...; "
+        f"delete zoo/dreamer_v2/tiny_point/seeds/seed{result['published_seed']}.* to train it again"]
 
     sys.path.insert(0, os.path.join(ROOT, "bench"))
     from zoo import readme_markers
