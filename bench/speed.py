@@ -30,6 +30,7 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 import torch  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from lightning_dreamer.hardware import keep_freed_memory, wants_kept_memory  # noqa: E402
 
 _V1_HEADS = ["model.reward_layers", "model.discount_layers", "model.value_layers", "model.actor_layers"]
 SIZES = {
@@ -337,14 +338,17 @@ def main() -> None:
                         help="end to end: env frames/s of a real fit of these configs (Dreamer V2)")
     parser.add_argument("--num-envs", nargs="+", type=int, default=[1], help="env.num_envs values for --fit")
     parser.add_argument("--no-updates", action="store_true", help="skip the seconds-per-update table")
+    parser.add_argument("--keep-freed-memory", default="auto", choices=["auto", "on", "off"],
+                        help="run.keep_freed_memory for the whole process, as fit sets it (auto: on for --device cpu)")
     args = parser.parse_args()
     os.chdir(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     torch.set_num_threads(args.threads)
+    kept = wants_kept_memory(args.keep_freed_memory, args.device) and keep_freed_memory()
     if args.device == "cuda":
         torch.set_float32_matmul_precision("high")
         print(f"GPU: {torch.cuda.get_device_name()}")
     print(f"torch {torch.__version__}, {args.device}, {torch.get_num_threads()} threads, mean of {args.updates} updates "
-          f"after {args.warmup} warm-up updates")
+          f"after {args.warmup} warm-up updates, freed host memory {'kept' if kept else 'returned to the OS'}")
     if not args.no_updates:
         update_table(args)
     if args.fit:

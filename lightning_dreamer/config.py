@@ -119,11 +119,15 @@ class RunConfig:
     # torch.compile the update's passes (Dreamer V1/V2): "auto" (see hardware.auto_compile), "eager",
     # or a torch.compile mode; "reduce-overhead" on a GPU also captures them in CUDA graphs.
     compile: str = "auto"
+    # Host memory freed by one update kept for the next (glibc malloc: no mmap, no trim; see
+    # hardware.keep_freed_memory): "auto" (on when training on a CPU), "on" or "off".
+    keep_freed_memory: str = "auto"
 
     LIMITS: ClassVar[dict] = {"seed": ">=0", "total_env_steps": ">=1", "checkpoint_every": ">=0", "log_every": ">=1",
                               "eval_every": ">=0", "eval_episodes": ">=1", "video_every": ">=0", "threads": ">=0",
                               "compile": ("auto", "eager", "default", "reduce-overhead", "max-autotune",
-                                          "max-autotune-no-cudagraphs")}
+                                          "max-autotune-no-cudagraphs"),
+                              "keep_freed_memory": ("auto", "on", "off")}
     LOGGERS: ClassVar[tuple] = ("csv", "tensorboard", "wandb")
 
 

@@ -17,6 +17,20 @@ def _set_threads(cfg, processes: int) -> None:
     torch.set_num_threads(threads)
 
 
+def _keep_freed_memory(setting: str, device_type: str) -> None:
+    """``run.keep_freed_memory``: auto = on when the update runs on the CPU (where it is arithmetic on
+    host tensors); says what it did, once per run."""
+    from lightning_dreamer.hardware import keep_freed_memory, wants_kept_memory
+
+    if not wants_kept_memory(setting, device_type):
+        return
+    kept = keep_freed_memory()
+    if os.environ.get("LOCAL_RANK", "0") == "0":
+        why = "auto: CPU training" if setting == "auto" else "from the config"
+        print(f"host memory: freed memory kept for reuse ({why}; run.keep_freed_memory=off returns it to the OS)" if kept
+              else "host memory: run.keep_freed_memory needs glibc's malloc (Linux); left as it is", flush=True)
+
+
 def _resolve_precision(kwargs: dict) -> None:
     """``precision: auto`` (or none given) -> what this machine runs fastest (lightning_dreamer.hardware)."""
     from lightning_dreamer.hardware import auto_precision
@@ -173,6 +187,7 @@ def fit(cfg, ckpt_path: str | None = None, callbacks=(), ckpt: dict | None = Non
         raise ConfigError(f"bad trainer options: {str(err).strip().splitlines()[0]}") from None
     if trainer.strategy.root_device.type == "cuda":
         torch.set_float32_matmul_precision("high")  # TF32 matmuls: fp32 range, tensor-core speed
+    _keep_freed_memory(cfg.run.keep_freed_memory, trainer.strategy.root_device.type)
     L.seed_everything(cfg.run.seed, verbose=False)
     module = build_agent(cfg)
     if ckpt is not None:

@@ -74,6 +74,7 @@ def test_interpolation_works():
         (["trainer.devicess=2"], "unknown trainer option 'trainer.devicess'. Did you mean 'devices'?"),
         (["algo=dreamer_v9"], "unknown algo 'dreamer_v9'"),
         (["run.dir=${nope}"], "bad interpolation"),
+        (["run.keep_freed_memory=yes"], "bad value for 'run.keep_freed_memory'"),
     ],
 )
 def test_bad_config_gives_one_line(overrides, message):

@@ -46,6 +46,7 @@ def test_fit_resume_eval(tmp_path, capsys, algo):
     out = capsys.readouterr().out
     last = run / "checkpoints" / "last.ckpt"
     assert f"checkpoint: {last}" in out
+    assert "host memory: freed memory kept for reuse (auto: CPU training;" in out
     first = ckpt_state(last)
     assert first["policy_steps"] == 160 and first["updates"] > 90
     # metrics: every loss term by name, in a CSV others can read
