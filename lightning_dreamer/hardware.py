@@ -111,7 +111,7 @@ def keep_freed_memory() -> bool:
     and unmaps them when freed, so each update faulted in and zeroed ~650,000 fresh pages (measured
     on a 2-core AVX2 AMD EPYC, fp32, ``bench/speed.py --malloc``). With mmap off and the heap never
     trimmed, the next update reuses the same memory: 15 % faster updates, peak memory 5 % higher
-    (2.78 against 2.65 GB). It stays there: a small V2 update (2 threads' worth on one) held 1,191 MiB
+    (2.78 against 2.65 GB). It stays there: a small V2 update held 1,191 MiB
     after 26 updates and 1,221 MiB after 176, against a peak of 1,152 MiB without. The process keeps
     its peak memory until it exits, as PyTorch's CUDA allocator does on a GPU."""
     if platform.system() != "Linux":
