@@ -109,7 +109,7 @@ def keep_freed_memory() -> bool:
     A CPU update allocates and frees the same large activations every time (an Atari-size V2 update:
     about 2.5 GB of tensors of up to ~150 MB). glibc serves blocks above 32 MB by a fresh ``mmap``
     and unmaps them when freed, so each update faulted in and zeroed ~650,000 fresh pages (measured
-    on a 2-core AVX2 AMD EPYC, fp32, ``bench/speed.py --malloc``). With mmap off and the heap never
+    on a 2-core AVX2 AMD EPYC, fp32, ``bench/speed.py --keep-freed-memory on|off``). With mmap off and the heap never
     trimmed, the next update reuses the same memory: 15 % faster updates, peak memory 5 % higher
     (2.78 against 2.65 GB). It stays there: a small V2 update held 1,191 MiB
     after 26 updates and 1,221 MiB after 176, against a peak of 1,152 MiB without. The process keeps
