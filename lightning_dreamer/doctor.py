@@ -14,7 +14,7 @@ import shutil
 import subprocess
 import sys
 
-from lightning_dreamer.hardware import FAST_BF16_FLAGS, auto_precision, cpu_cores, cpu_flags, cpu_name
+from lightning_dreamer.hardware import FAST_BF16_FLAGS, auto_precision, cpu_cores, cpu_flags, cpu_name, glibc_version
 
 _RENDER = """
 import os, time
@@ -67,6 +67,10 @@ def checks():
     precision, why = auto_precision("cpu", flags)
     yield "ok", "cpu", f"{cpu_name()}, {cpu_cores()} cores; {' '.join(features)}"
     yield "ok", "precision", f"auto -> {precision} on the CPU ({why})"
+    libc = glibc_version()
+    yield (("ok", "memory", f"glibc {libc}: CPU training keeps freed memory for the next update (run.keep_freed_memory)")
+           if libc else ("warn", "memory", "no glibc: run.keep_freed_memory does nothing here, and each CPU update "
+                         "may fault in fresh memory"))
 
     import torch
 

@@ -102,6 +102,18 @@ def wants_kept_memory(setting: str, device_type: str) -> bool:
     return setting == "on" or (setting == "auto" and device_type == "cpu")
 
 
+def glibc_version() -> str | None:
+    """The version of glibc this process runs on, or None (another libc, or not Linux)."""
+    if platform.system() != "Linux":
+        return None
+    try:
+        version = ctypes.CDLL(None).gnu_get_libc_version
+    except (OSError, AttributeError):
+        return None
+    version.restype = ctypes.c_char_p
+    return version().decode()
+
+
 def keep_freed_memory() -> bool:
     """Have glibc's malloc keep freed memory for the next allocations instead of handing it back to the
     OS; True if it took the settings (Linux with glibc), False elsewhere.
@@ -114,11 +126,8 @@ def keep_freed_memory() -> bool:
     (2.78 against 2.65 GB). It stays there: a small V2 update held 1,191 MiB
     after 26 updates and 1,221 MiB after 176, against a peak of 1,152 MiB without. The process keeps
     its peak memory until it exits, as PyTorch's CUDA allocator does on a GPU."""
-    if platform.system() != "Linux":
+    if glibc_version() is None:
         return False
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):  # pragma: no cover - a libc without mallopt
-        return False
+    mallopt = ctypes.CDLL(None).mallopt
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
     return bool(mallopt(M_MMAP_MAX, 0)) and bool(mallopt(M_TRIM_THRESHOLD, 2**31 - 1))

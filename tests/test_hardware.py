@@ -51,7 +51,7 @@ def test_doctor_reports_every_check():
                           timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
     lines = proc.stdout.splitlines()
     topics = {line.split()[1] for line in lines}
-    assert {"cpu", "precision", "torch", "gpu", "lightning", "torchrl", "render", "atari", "box2d", "ffmpeg"} <= topics
+    assert {"cpu", "precision", "memory", "torch", "gpu", "lightning", "torchrl", "render", "atari", "box2d", "ffmpeg"} <= topics
     assert all(line.split()[0] in ("ok", "warn", "FAIL") for line in lines)
     expected = auto_precision("cpu")[0]
     assert any(line.startswith("ok   precision") and f"auto -> {expected}" in line for line in lines)
