@@ -37,7 +37,6 @@ import json
 import os
 import platform
 import re
-import shutil
 import statistics
 import subprocess
 import sys
@@ -170,8 +169,8 @@ def record(name: str, seed: int, run_dir: str, command: list[str], episodes: int
     mean, std = evaluate(agent, config, episodes)
     json_path, weights, csv_path = seed_files(name, seed)
     digest = ld.zoo.save_weights(agent, weights)
-    shutil.copyfile(os.path.join(run_dir, "eval.csv"), csv_path + ".tmp")
-    os.replace(csv_path + ".tmp", csv_path)
+    with open(os.path.join(run_dir, "eval.csv")) as f:
+        write_atomically(csv_path, f.read())
     rec = {"seed": seed, "score": [mean, std], "episodes": episodes, "eval_seed": EVAL_SEED, "env_steps": steps,
            "updates": (ckpt.get("lightning_dreamer") or {}).get("updates"), "wall_s": read_curve(f"seed {seed}", run_dir).wall_s,
            "hardware": hardware(), "commit": commit(), "command": seed_command(name, command), "sha256": digest, "config": config}
@@ -287,9 +286,8 @@ def build(args, extra) -> int:
     for old in glob.glob(os.path.join(folder, "eval_seed*.csv")):
         os.remove(old)
     for rec in records:  # the card's curves beside it (compare reads them)
-        tmp = os.path.join(folder, f".eval_seed{rec['seed']}.csv.tmp")
-        shutil.copyfile(seed_files(name, rec["seed"])[2], tmp)
-        os.replace(tmp, os.path.join(folder, f"eval_seed{rec['seed']}.csv"))
+        with open(seed_files(name, rec["seed"])[2]) as f:
+            write_atomically(os.path.join(folder, f"eval_seed{rec['seed']}.csv"), f.read())
     machine = " and ".join(dict.fromkeys(r["hardware"] for r in records))
     result = {"seeds": args.seeds, "scores": [r["score"] for r in records], "episodes": args.episodes, "eval_seed": EVAL_SEED,
               "env_steps": steps, "hardware": machine, "published_seed": args.seeds[median] if met else None}
