@@ -319,7 +319,7 @@ def status(args) -> int:
 
     found = 0
     for name in sorted(ENTRIES):
-        for path in sorted(glob.glob(seed_files(name, 0)[0].replace("seed0.json", "seed*.json"))):
+        for path in sorted(glob.glob(os.path.join(os.path.dirname(seed_files(name, 0)[0]), "seed*.json"))):
             found += 1
             with open(path) as f:
                 rec = json.load(f)
