@@ -3,8 +3,9 @@
 1. Seconds per gradient update (world model + actor + critic) of Dreamer V2 and Dreamer V1 at
    the same three sizes (tiny, small = deter 200 / CNN depth 16 / 2 x 200 MLPs, and the V2
    paper's Atari size: deter 600, CNN depth 48, 4 x 400 MLPs; 16 x 50 batches), in fp32 and
-   bf16-mixed, both through the Lightning Trainer and by calling the same update directly, eager
-   and with the update's passes compiled (``--compile eager reduce-overhead``; ``run.compile``).
+   bf16-mixed, both through the Lightning Trainer and by calling the same update directly (each in
+   a fresh process, unless ``--same-process``), eager and with the update's passes compiled
+   (``--compile eager reduce-overhead``; ``run.compile``).
    With ``--profile`` (CUDA): kernels and host launches per update and the GPU's busy share.
 2. End to end (``--fit``): env frames/s of a real ``fit`` (Pong, pixel cartpole) with ``--num-envs``
    environments per rank: collection at the config's train ratio and the updates, after a warm-up.
@@ -25,6 +26,7 @@ import os
 import sys
 import tempfile
 import time
+from typing import Callable
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 import torch  # noqa: E402
@@ -299,7 +301,8 @@ def fit_fps(name: str, num_envs: int, precision: str, device: str, mode: str, up
     return (e1 - e0) / (t1 - t0), updates / (t1 - t0), (p1 - p0) / (t1 - t0)
 
 
-def speed_row(algo: str, size: str, precision: str, mode: str, args) -> str:
+def direct_part(algo: str, size: str, precision: str, mode: str, args) -> dict:
+    """The direct update's figures, measured in this process."""
     torch._dynamo.reset()
     with tempfile.TemporaryDirectory() as tmp:
         _, module = build(algo, size, tmp)
@@ -310,10 +313,58 @@ def speed_row(algo: str, size: str, precision: str, mode: str, args) -> str:
                                title=f"{algo} {size} {precision} {mode}") if args.profile else None
     del module
     torch._dynamo.reset()
-    trainer, lightning = (math.nan, math.nan) if args.no_trainer else \
-        trainer_updates(algo, size, args.updates, precision, args.device, mode, args.warmup)
-    row = (f"| {size} | {precision} | {mode} | {algo} | {direct:.4f} | {trainer:.4f} | {100 * (trainer / direct - 1):+.1f}% | "
-           f"{100 * lightning:.1f}% | {warm:.0f} |")
+    return {"direct": direct, "warm": warm, "prof": prof}
+
+
+def trainer_part(algo: str, size: str, precision: str, mode: str, args) -> dict:
+    trainer, own = trainer_updates(algo, size, args.updates, precision, args.device, mode, args.warmup)
+    return {"trainer": trainer, "own": own}
+
+
+PARTS: dict[str, Callable[..., dict]] = {"direct": direct_part, "trainer": trainer_part}
+
+
+def in_fresh_process(part: str, algo: str, size: str, precision: str, mode: str, args) -> dict:
+    """``PARTS[part]`` in a new Python process: the direct update and the Trainer each start from an
+    empty heap and a cold allocator, so neither is timed in memory the other one shaped."""
+    import json
+    import subprocess
+
+    cmd = [sys.executable, os.path.abspath(__file__), "--part", json.dumps([part, algo, size, precision, mode]),
+           "--updates", str(args.updates), "--warmup", str(args.warmup), "--device", args.device,
+           "--threads", str(args.threads), "--keep-freed-memory", args.keep_freed_memory]
+    if args.profile:
+        cmd.append("--profile")
+    if args.profile_table:
+        cmd += ["--profile-table", args.profile_table]
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    lines = done.stdout.strip().splitlines()
+    if done.returncode != 0 or not lines or not lines[-1].startswith("{"):
+        err = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        raise RuntimeError(f"the {part} process exited {done.returncode}: {err}")
+    return json.loads(lines[-1])
+
+
+def speed_row(algo: str, size: str, precision: str, mode: str, args) -> str:
+    """One table row. With ``--repeat N`` the direct update and the Trainer alternate N times and
+    the row gives the medians, with the range of the N Trainer / direct ratios."""
+    import statistics
+
+    part = (lambda name: in_fresh_process(name, algo, size, precision, mode, args)) if args.fresh_process else \
+        (lambda name: PARTS[name](algo, size, precision, mode, args))
+    ds, ts = [], []
+    for _ in range(args.repeat):
+        ds.append(part("direct"))
+        ts.append({"trainer": math.nan, "own": math.nan} if args.no_trainer else part("trainer"))
+    direct = statistics.median(d["direct"] for d in ds)
+    warm = statistics.median(d["warm"] for d in ds)
+    trainer = statistics.median(t["trainer"] for t in ts)
+    lightning = statistics.median(t["own"] for t in ts)
+    ratios = sorted(100 * (t["trainer"] / d["direct"] - 1) for d, t in zip(ds, ts))
+    spread = f" ({ratios[0]:+.0f}..{ratios[-1]:+.0f}%)" if len(ratios) > 1 and not args.no_trainer else ""
+    row = (f"| {size} | {precision} | {mode} | {algo} | {direct:.4f} | {trainer:.4f} | "
+           f"{statistics.median(ratios):+.1f}%{spread} | {100 * lightning:.1f}% | {warm:.0f} |")
+    prof = ds[-1]["prof"]
     if prof:
         row += f" {prof['kernels']:.0f} | {prof['launches']:.0f} | {prof['graphs']:.0f} | {100 * prof['busy']:.0f}% |"
     return row
@@ -340,15 +391,32 @@ def main() -> None:
     parser.add_argument("--no-updates", action="store_true", help="skip the seconds-per-update table")
     parser.add_argument("--keep-freed-memory", default="auto", choices=["auto", "on", "off"],
                         help="run.keep_freed_memory for the whole process, as fit sets it (auto: on for --device cpu)")
+    parser.add_argument("--same-process", dest="fresh_process", action="store_false",
+                        help="time the direct update and the Trainer one after the other in this process "
+                             "(default: each in a fresh process)")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="measure each row this many times, direct and Trainer alternating; print the medians")
+    parser.add_argument("--part", help=argparse.SUPPRESS)  # internal: one half of a row, printed as JSON
     args = parser.parse_args()
+    if args.repeat < 1:
+        parser.error(f"--repeat must be >= 1, got {args.repeat}")
     os.chdir(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     torch.set_num_threads(args.threads)
     kept = wants_kept_memory(args.keep_freed_memory, args.device) and keep_freed_memory()
     if args.device == "cuda":
         torch.set_float32_matmul_precision("high")
+    if args.part:
+        import json
+
+        name, *row = json.loads(args.part)
+        print(json.dumps(PARTS[name](*row, args)))
+        return
+    if args.device == "cuda":
         print(f"GPU: {torch.cuda.get_device_name()}")
     print(f"torch {torch.__version__}, {args.device}, {torch.get_num_threads()} threads, mean of {args.updates} updates "
-          f"after {args.warmup} warm-up updates, freed host memory {'kept' if kept else 'returned to the OS'}")
+          f"after {args.warmup} warm-up updates, freed host memory {'kept' if kept else 'returned to the OS'}, "
+          f"{'direct and Trainer each in a fresh process' if args.fresh_process else 'direct, then Trainer, in one process'}"
+          f"{f', alternating {args.repeat} times (medians)' if args.repeat > 1 else ''}")
     if not args.no_updates:
         update_table(args)
     if args.fit:

@@ -90,3 +90,23 @@ def test_kept_freed_memory_is_reused_without_page_faults():
     assert kept == "True"
     assert min(default) > 0.9 * pages  # a fresh mmap each time: every page faulted in and zeroed again
     assert max(keeping) < 0.01 * pages  # the same memory again
+
+
+def test_speed_benchmark_times_direct_and_trainer_in_fresh_processes():
+    """bench/speed.py's update table: each half of a row runs in its own process, alternating --repeat
+    times; the row reports the medians and the range of the Trainer / direct ratios."""
+    import re
+
+    cmd = [sys.executable, "bench/speed.py", "--algos", "dreamer_v2", "--sizes", "tiny", "--precisions", "32-true",
+           "--updates", "1", "--warmup", "1", "--threads", "1", "--skip-env", "--repeat", "2"]
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "each in a fresh process, alternating 2 times (medians)" in done.stdout
+    row = next(line for line in done.stdout.splitlines() if line.startswith("| tiny |"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    direct, trainer = float(cells[4]), float(cells[5])
+    assert 0 < direct < 60 and 0 < trainer < 60
+    low, high = map(int, re.fullmatch(r"[+-][\d.]+% \(([+-]\d+)\.\.([+-]\d+)%\)", cells[6]).groups())
+    assert low <= high
+    bad = subprocess.run([sys.executable, "bench/speed.py", "--repeat", "0"], cwd=ROOT, capture_output=True, text=True)
+    assert bad.returncode == 2 and bad.stderr.strip().splitlines()[-1] == "speed.py: error: --repeat must be >= 1, got 0"
