@@ -89,7 +89,11 @@ BENCHMARKS = {
     # 161 / 224 / 213 after the controllers of iterations 1-3, 178 after the last (trained on all 100k
     # frames); 164.6 +- 15.4 on the zoo's protocol (10 episodes, held-out seed). The controllers' dream
     # fitness plateaued at 190-200 from iteration 2 on, and the real return wanders around that level,
-    # the entry's floor of 200 (the paper-size config on a GPU, seed 3: 221).
+    # the entry's floor of 200 (the paper-size config on a GPU, seed 3: 221). With the paper's C search
+    # (model.population=64 model.rollouts=16), seed 0 (2026-11-24, one CPU core): 74.6 after iteration
+    # 0's controller (dream fitness 316: C exploited an M that had seen only random frames), 176.8 and
+    # 153.7 after iterations 1 and 2 (dream fitness 193-208 late in iteration 1); stopped at 65k
+    # frames. No better, and a generation took 7.7 s (4x the dream rollouts of the preset's 32 x 8).
     "wm_pixels": (["configs/wm_dmc_cartpole_swingup.yaml", "configs/presets/wm_cpu.yaml"], [], 200),
     "wm_carracing": (["configs/wm_carracing.yaml", "configs/presets/wm_cpu.yaml"], [], None),  # report score and time
 }
