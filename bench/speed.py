@@ -350,12 +350,14 @@ def speed_row(algo: str, size: str, precision: str, mode: str, args) -> str:
     the row gives the medians, with the range of the N Trainer / direct ratios."""
     import statistics
 
-    part = (lambda name: in_fresh_process(name, algo, size, precision, mode, args)) if args.fresh_process else \
-        (lambda name: PARTS[name](algo, size, precision, mode, args))
+    def part(name: str, a) -> dict:
+        return in_fresh_process(name, algo, size, precision, mode, a) if a.fresh_process else PARTS[name](algo, size, precision, mode, a)
+
+    unprofiled = argparse.Namespace(**{**vars(args), "profile": False, "profile_table": None})
     ds, ts = [], []
-    for _ in range(args.repeat):
-        ds.append(part("direct"))
-        ts.append({"trainer": math.nan, "own": math.nan} if args.no_trainer else part("trainer"))
+    for i in range(args.repeat):  # the profiler runs once, in the last round (the row shows that one)
+        ds.append(part("direct", args if i == args.repeat - 1 else unprofiled))
+        ts.append({"trainer": math.nan, "own": math.nan} if args.no_trainer else part("trainer", args))
     direct = statistics.median(d["direct"] for d in ds)
     warm = statistics.median(d["warm"] for d in ds)
     trainer = statistics.median(t["trainer"] for t in ts)
