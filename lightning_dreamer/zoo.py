@@ -53,7 +53,11 @@ def entry(name: str, base: str | None = None) -> dict[str, Any]:
     known = entries(base)
     if name not in known:
         names = difflib.get_close_matches(name, list(known), n=len(known), cutoff=0.0) if known else []
-        raise UserError(f"no zoo entry '{name}'. Entries: {', '.join(names) if names else '(none yet)'}")
+        listed = f"Entries: {', '.join(names) if names else '(none yet)'}"
+        card = os.path.join("zoo", *name.split("/"), "README.md")
+        if name.count("/") == 1 and ".." not in name and os.path.exists(os.path.join(base or root(), card)):
+            raise UserError(f"zoo entry '{name}' has been trained but is not published: its card {card} says why. {listed}")
+        raise UserError(f"no zoo entry '{name}'. {listed}")
     return known[name]
 
 

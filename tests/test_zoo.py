@@ -80,6 +80,12 @@ def test_a_changed_file_and_an_unknown_name_are_one_line(tiny_zoo, capsys):
     base, _ = tiny_zoo
     with pytest.raises(UserError, match="no zoo entry 'dreamer_v2/tiny_pont'. Entries: dreamer_v2/tiny_point"):
         ld.zoo.load("dreamer_v2/tiny_pont")
+    card = base / "zoo" / "dreamer_v1" / "tiny_point" / "README.md"  # trained, below its floor: a card, no weights
+    card.parent.mkdir(parents=True)
+    card.write_text("# dreamer_v1/tiny_point\n\nbelow the floor: not published\n")
+    with pytest.raises(UserError, match=r"zoo entry 'dreamer_v1/tiny_point' has been trained but is not published: its card "
+                                        r"zoo/dreamer_v1/tiny_point/README.md says why. Entries: dreamer_v2/tiny_point$"):
+        ld.zoo.load("dreamer_v1/tiny_point")
     weights = base / "checkpoints" / "dreamer_v2" / "tiny_point.safetensors"
     data = bytearray(weights.read_bytes())
     data[-1] ^= 0xFF  # one flipped byte
