@@ -45,11 +45,10 @@ BENCHMARKS = {
     # card, 2026-11-24) 487.4 +- 37.0 at 100k: each reaches ~500 from 60k and then swings by 100-200
     # between evaluations. V2's state seeds (ratio 128 too) swing as much (788 to 555 in 5k steps)
     # at a higher level, so the level is what must rise. With replay.train_ratio=256 (2026-11-24,
-    # one CPU core, ~840 s per 5k env steps),
-    # seed 0: 156 / 131 / 285 / 245 / 256 / 540 / 572 / 546 / 427 / 428 / 324 / 483 / 742 at 5k-65k
-    # (at 128: 151 at 25k, 400 at 50k, 404 at 65k); seed 1: 75 / 157 / 190 / 233 / 301 / 430 / 349 /
-    # 511 / 486 / 452 at 5k-50k
-    # (at 128: 198 at 25k, 286 at 50k). Faster early, not yet steadier; both go on to 100k. The
+    # one CPU core, ~840 s per 5k env steps), seed 0: 156 / 131 / 285 / 245 / 256 / 540 / 572 / 546
+    # / 427 / 428 / 324 / 483 / 742 at 5k-65k (at 128: 151 at 25k, 400 at 50k, 404 at 65k); seed 1:
+    # 75 / 157 / 190 / 233 / 301 / 430 / 349 / 511 / 486 / 452 at 5k-50k (at 128: 198 at 25k, 286
+    # at 50k). Faster early, not yet steadier; both go on to 100k. The
     # deterministic action is not the cause: bench/eval_actions.py gives mode, median and sample
     # within 25 of each other (seed 0 at 57.6k: 378 / 381 / 376), while its training episodes
     # (sample + exploration noise 0.3) returned 406-563 from 49k to 57k. Earlier
