@@ -163,12 +163,15 @@ def export(agent, config: dict[str, Any], name: str, summary: dict[str, Any] | N
 
 
 def table(base: str | None = None) -> str:
-    """A markdown table of every entry: name, algorithm, env, score ± std, env steps, size."""
-    rows = ["| name | algorithm | env | score ± std | env steps | size |", "|---|---|---|---|---|---|"]
+    """A markdown table of every entry: name, algorithm, env, the published weights' score ± std over
+    the evaluation episodes, the mean ± std over the training seeds (the card's figure), env steps, size."""
+    rows = ["| name | algorithm | env | these weights: score ± std | training seeds: mean ± std | env steps | size |",
+            "|---|---|---|---|---|---|---|"]
     base = base or root()
     for name, info in entries(base).items():
         score = f"{info['score']:.1f} ± {info.get('score_std', 0.0):.1f}" if "score" in info else "–"
+        seeds = f"{info['seeds_mean']:.1f} ± {info.get('seeds_std', 0.0):.1f}" if "seeds_mean" in info else "–"
         steps = f"{info['env_steps']:,}" if "env_steps" in info else "–"
         size = os.path.getsize(os.path.join(base, info["weights"])) / 2**20 if os.path.exists(os.path.join(base, info["weights"])) else 0
-        rows.append(f"| {name} | {info['algo']} | {info['env']} | {score} | {steps} | {info['params']:,} params, {size:.1f} MiB |")
+        rows.append(f"| {name} | {info['algo']} | {info['env']} | {score} | {seeds} | {steps} | {info['params']:,} params, {size:.1f} MiB |")
     return "\n".join(rows)

@@ -25,7 +25,8 @@ def tiny_zoo(tmp_path, monkeypatch):
     agent = agent_from_checkpoint(ckpt)
     base = tmp_path / "zoo_root"
     monkeypatch.setenv("LIGHTNING_DREAMER_ZOO", str(base))
-    ld.zoo.export(agent, run_config_of(ckpt), "dreamer_v2/tiny_point", {"score": 12.5, "score_std": 1.5, "env_steps": 70})
+    ld.zoo.export(agent, run_config_of(ckpt), "dreamer_v2/tiny_point", {"score": 12.5, "score_std": 1.5, "seeds_mean": 11.0,
+                                                                    "seeds_std": 2.0, "env_steps": 70})
     return base, agent
 
 
@@ -42,7 +43,7 @@ def test_an_entry_loads_by_name_with_its_hash_checked(tiny_zoo, capsys):
     assert action.shape == (1, 1) and action.abs().max() <= 1
     assert main(["zoo", "list"]) == 0
     out = capsys.readouterr().out
-    assert "| dreamer_v2/tiny_point | dreamer_v2 | gym:lightning_dreamer/Point-v0 | 12.5 ± 1.5 | 70 |" in out
+    assert "| dreamer_v2/tiny_point | dreamer_v2 | gym:lightning_dreamer/Point-v0 | 12.5 ± 1.5 | 11.0 ± 2.0 | 70 |" in out
 
 
 @pytest.mark.parametrize("algo", sorted(TINY_CONFIGS))
