@@ -1,4 +1,4 @@
-"""Command line: ``python -m lightning_dreamer {fit,eval,compare,doctor,algos} ...``
+"""Command line: ``python -m lightning_dreamer {fit,eval,compare,zoo,doctor,algos} ...``
 
 fit     [--config A.yaml [--config preset.yaml ...]] [key=value | --key value ...]
         [--trainer.OPTION VALUE ...] [--ckpt_path PATH|last|auto] [--print_config]
@@ -6,7 +6,7 @@ fit     [--config A.yaml [--config preset.yaml ...]] [key=value | --key value ..
 eval    --ckpt PATH|zoo:NAME [--episodes N] [--video FILE.mp4|.gif] [--seed S]
 compare NAME=RUN_DIR [NAME=RUN_DIR ...] (a name repeated: its seeds) [--budget N] [--marks N ...] [--baseline NAME=RETURN]
         [--svg FILE.svg]   (a table and learning curves from the runs' eval.csv)
-zoo     list   (the published agents: name, algorithm, env, score, env steps, size)
+zoo     list   (the published agents: name, algorithm, env, score of the weights and over training seeds, env steps, size)
 doctor  what this machine can do (CPU features and precision, GPUs, rendering, ROMs, versions)
 algos   list the registered algorithms
 
