@@ -49,8 +49,9 @@ BENCHMARKS = {
     # 156 / 131 / 285 / 245 / 256 / 540 / 572 / 546 / 427 / 428 / 324 / 483 / 742 / 577 / 695 / 420
     # / 794 / 664 / 796 / 561 at 5k-100k (at 128: 151 at 25k, 400 at 50k, 404 at 65k, 439 at 100k);
     # seed 1: 75 / 157 / 190 / 233 / 301 / 430 / 349 / 511 / 486 / 452 / 512 / 574 / 731 / 493 /
-    # 779 / 577 / 543 / 657 at 5k-90k (at 128: 198 at 25k, 286 at 50k, 532 at 65k). Still swinging
-    # by 100-300, around 600-650 from 60k. The zoo's seeds 0 and 1 began as these trial runs (the
+    # 779 / 577 / 543 / 657 / 749 / 497 at 5k-100k (at 128: 198 at 25k, 286 at 50k, 505 at 100k).
+    # Still swinging by 100-300, at 637 and 622 on average from 60k to 100k; held-out at 100k: 564.3 and
+    # 525.2 (ratio 128: 446.9 and 519.5). The zoo's seeds 0 and 1 began as these trial runs (the
     # same overrides, given on the command line) and were recorded through links to their folders.
     # The deterministic action is not the cause of the swings: bench/eval_actions.py gives mode,
     # median and sample within 25 of each other (seed 0 at 57.6k: 378 / 381 / 376), while its
