@@ -168,6 +168,28 @@ def test_prefill_hold_repeats_random_actions_and_reaches_further():
         Collector(make_env(EnvConfig(suite="dmc", name="cartpole_swingup", obs="state")), hold=0)
 
 
+@pytest.mark.slow
+def test_random_baseline_script():
+    """bench/random_baseline.py: one table row per hold, the same returns on every run (the zoo's
+    evaluation seed), and bad input refused on one line before any episode is played."""
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    script = [sys.executable, f"{ROOT}/bench/random_baseline.py", "--config", f"{ROOT}/configs/tiny_point.yaml"]
+    runs = [subprocess.run(script + ["--hold", "1", "5", "--episodes", "3", "run.threads=1"], capture_output=True,
+                           text=True, timeout=300) for _ in range(2)]
+    assert runs[0].returncode == 0, runs[0].stderr
+    rows = [line for line in runs[0].stdout.splitlines() if line.startswith("| 1 agent step |") or line.startswith("| 5 agent steps |")]
+    assert len(rows) == 2 and "3 episodes on seed 7000000" in runs[0].stdout
+    assert runs[1].stdout == runs[0].stdout
+    bad = subprocess.run(script + ["--hold", "0"], capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and bad.stdout == "" and bad.stderr.count("\n") == 1 and "--hold" in bad.stderr
+    bad = subprocess.run(script + ["env.name=NoSuchEnv-v0"], capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "NoSuchEnv-v0" in bad.stderr
+
+
 def test_bad_prefill_hold_is_one_line(capsys, tmp_path):
     from lightning_dreamer.__main__ import main
 
