@@ -49,6 +49,38 @@ def test_all_stages_then_eval(tmp_path, capsys):
 
 
 @pytest.mark.slow
+def test_dream_search_script_on_a_checkpoint(tmp_path):
+    """bench/wm_dream_search.py: a fresh CMA-ES in the dream of a run's V and M (same seed, same
+    search), its mean left in the controller, then a row per temperature with the real return."""
+    from lightning_dreamer.checkpoint import agent_from_checkpoint, read_checkpoint
+
+    run = tmp_path / "run"
+    assert main(["fit", "--config", TINY_WM, f"run.dir={run}", "model.iterations=1", *QUIET]) == 0
+    ckpt = str(run / "checkpoints" / "last.ckpt")
+    sys.path.insert(0, os.path.join(ROOT, "bench"))
+    from wm_dream_search import search, start_frames
+
+    agent = agent_from_checkpoint(read_checkpoint(ckpt))
+    trained = agent.controller_params.clone()
+    frames = start_frames(load_config([TINY_WM]).env, 4)
+    assert frames.dtype == torch.uint8 and frames.shape[0] == 4
+    curves = []
+    for _ in range(2):
+        curve, _ = search(agent, frames, 1.15, generations=3, population=6, rollouts=2, sigma0=0.1, seed=3)
+        curves.append(curve)
+        assert not torch.equal(agent.controller_params, trained)
+    assert len(curves[0]) == 3 and curves[0] == curves[1]
+    script = [sys.executable, os.path.join(ROOT, "bench", "wm_dream_search.py"), ckpt]
+    out = subprocess.run(script + ["--temperature", "1", "1.3", "--generations", "2", "--episodes", "1"],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    rows = [line for line in out.stdout.splitlines() if re.match(r"\| (1|1\.3) \| -?[\d.]+ / -?[\d.]+ \| -?[\d.]+ ± [\d.]+ \|", line)]
+    assert len(rows) == 2, out.stdout
+    bad = subprocess.run(script + ["--temperature", "0"], capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "--temperature" in bad.stderr
+
+
+@pytest.mark.slow
 def test_kill_9_inside_cma_es_then_resume(tmp_path):
     run = tmp_path / "run"
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
