@@ -155,7 +155,7 @@ def report(run_dir: str, target: float | None) -> None:
     print(f"\nbest {float(best['return_mean']):.1f} at {int(best['env_steps']):,} env steps; target {verdict}")
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("name", choices=sorted(BENCHMARKS))
     parser.add_argument("--root", default=os.path.join(ROOT, "runs", "bench"))
@@ -166,9 +166,15 @@ def main() -> None:
     if not args.report:
         cmd = resuming(fit_command(configs, overrides + [f"run.dir={run_dir}"] + extra), run_dir)
         print(" ".join(cmd), flush=True)
-        subprocess.run(cmd, cwd=ROOT, check=True)
+        code = subprocess.run(cmd, cwd=ROOT).returncode
+        if code:  # the run printed why; 128 + N: stopped by signal N, its checkpoint saved
+            how = f"stopped by signal {code - 128} (saved; run the same command again to resume)" if code > 128 else f"failed (exit {code})"
+            print(f"{args.name}: training {how}", file=sys.stderr)
+            report(run_dir, target)
+            return code
     report(run_dir, target)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
