@@ -114,8 +114,9 @@ BENCHMARKS = {
     # 203-205), 198-210 after iteration 2 (dream 160-171), 190.6 after iteration 3; stopped at 86k
     # frames. For scale, bench/random_baseline.py (50 episodes, the zoo's evaluation seed): random
     # actions held 10 agent steps, the prefill of this recipe, return 180.6 +- 43.2 (i.i.d. random
-    # 47.0 +- 36.3); so far the controllers do about as well as the data they learn from. Dream temperature, on that run's V and M after iteration 2
-    # (bench/wm_dream_search.py, fresh CMA-ES 32 x 8, 300 generations, 10 real episodes): tau 1.0
+    # 47.0 +- 36.3); so far the controllers do about as well as the data they learn from. Dream
+    # temperature, on that run's V and M after iteration 2 (bench/wm_dream_search.py, fresh CMA-ES
+    # 32 x 8, 300 generations, 10 real episodes): tau 1.0
     # 183.1 +- 24.0, tau 1.15 185.4 +- 14.3, tau 1.3 194.2 +- 17.6: within the noise of 10 episodes.
     "wm_pixels": (["configs/wm_dmc_cartpole_swingup.yaml", "configs/presets/wm_cpu.yaml"], [], 200),
     "wm_carracing": (["configs/wm_carracing.yaml", "configs/presets/wm_cpu.yaml"], [], None),  # report score and time

@@ -47,26 +47,19 @@ def search(agent, frames, temperature: float, generations: int, population: int,
     import numpy as np
     import torch
 
-    from lightning_dreamer.nets.controller import dream_rollouts
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # cma warns that matplotlib is missing
         import cma
 
+    agent.config.rollouts = rollouts  # dream_fitness plays model.rollouts per candidate
     es = cma.CMAEvolutionStrategy(np.zeros(agent.controller.num_params), sigma0,
                                   {"popsize": population, "seed": seed, "verbose": -9})
     curve, started = [], time.perf_counter()
     with torch.no_grad():
         for generation in range(generations):
-            g = torch.Generator().manual_seed(seed * 1_000_003 + generation * 7919)
-            picked = frames[torch.randint(len(frames), (rollouts,), generator=g)]
-            mean, logvar = agent.vae.encode(picked)
-            z0 = agent.vae.sample(mean, logvar, g).unsqueeze(0).expand(population, -1, -1)
-            seeds = (seed * 1_000_003 + generation * 7919 + torch.arange(rollouts)).unsqueeze(0).expand(population, -1)
             candidates = es.ask()
             params = torch.tensor(np.stack(candidates), dtype=torch.float32)
-            fitness = dream_rollouts(agent.mdnrnn, agent.controller, params, z0, seeds, agent.horizon, temperature,
-                                     agent.config.dream_done).mean(1)
+            fitness = agent.dream_fitness(params, agent.generation_seed(seed, generation), temperature, pool=frames)
             es.tell(candidates, (-fitness.double()).tolist())
             curve.append(float(fitness.mean()))
     agent.controller_params.copy_(torch.as_tensor(es.result.xfavorite, dtype=torch.float32))

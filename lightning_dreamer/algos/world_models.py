@@ -286,18 +286,29 @@ class WorldModels(RLModule):
         }
 
     @torch.no_grad()
-    def dream_fitness(self, params: torch.Tensor, seed: int) -> torch.Tensor:
+    def dream_fitness(self, params: torch.Tensor, seed: int, temperature: float | None = None,
+                      pool: torch.Tensor | None = None) -> torch.Tensor:
         """Mean dream return of each candidate over ``rollouts`` start states and seeds shared by
-        the whole population (common random numbers make candidates comparable)."""
+        the whole population (common random numbers make candidates comparable). Start frames are
+        first frames of replayed episodes, or drawn from ``pool`` (uint8 frames) when given;
+        ``temperature`` defaults to ``model.temperature``."""
         m = self.config
         g = torch.Generator().manual_seed(seed)
-        frames = self.replay.sample_first(m.rollouts, "pixels", g).to(self.device)
-        mean, logvar = self.vae.encode(frames)
+        if pool is None:
+            frames = self.replay.sample_first(m.rollouts, "pixels", g)
+        else:
+            frames = pool[torch.randint(len(pool), (m.rollouts,), generator=g)]
+        mean, logvar = self.vae.encode(frames.to(self.device))
         z0 = self.vae.sample(mean, logvar, g).unsqueeze(0).expand(params.shape[0], -1, -1)
         seeds = (seed + torch.arange(m.rollouts)).unsqueeze(0).expand(params.shape[0], -1)
         returns = dream_rollouts(self.mdnrnn, self.controller, params.to(self.device), z0, seeds, self.horizon,
-                                 m.temperature, m.dream_done)
+                                 m.temperature if temperature is None else temperature, m.dream_done)
         return returns.mean(1)
+
+    @staticmethod
+    def generation_seed(run_seed: int, generation: int) -> int:
+        """The random numbers a controller-stage generation's dream rollouts share."""
+        return run_seed * 1_000_003 + generation * 7919
 
     def real_fitness(self, params: torch.Tensor) -> torch.Tensor:
         """Mean return of each candidate over ``rollouts`` real episodes, played by ``env_workers``
@@ -339,7 +350,7 @@ class WorldModels(RLModule):
         candidates = es.ask()
         params = torch.tensor(np.stack(candidates), dtype=torch.float32)
         if m.dream:
-            fitness = self.dream_fitness(params, seed=self.run_config.run.seed * 1_000_003 + self.generation * 7919)
+            fitness = self.dream_fitness(params, seed=self.generation_seed(self.run_config.run.seed, self.generation))
         else:
             fitness = self.real_fitness(params)
         es.tell(candidates, (-fitness.double()).tolist())  # cma minimises
