@@ -225,3 +225,50 @@ def test_the_loader_yields_what_each_stage_trains_on_and_a_stale_batch_is_replac
         assert trained_on[0] == sorted({"action", "reward", "is_first", "is_terminal", "episode", "latent"})
     finally:
         agent.on_fit_end()
+
+
+def test_imitation_fit_recovers_a_linear_controller():
+    """bench/wm_imitate.py: ridge regression of atanh(action) on [feature, 1] finds a C that is
+    exactly linear-tanh, and its weights in LinearController's flat layout act the same."""
+    sys.path.insert(0, os.path.join(ROOT, "bench"))
+    from wm_imitate import as_controller_params, fit
+
+    from lightning_dreamer.nets.controller import LinearController
+
+    g = torch.Generator().manual_seed(0)
+    features = torch.randn(400, 6, generator=g)
+    true_w, true_b = 0.3 * torch.randn(2, 6, generator=g), torch.tensor([0.2, -0.3])  # |pre-tanh| < 3
+    actions = torch.tanh(features @ true_w.T + true_b)
+    weights, rmse = fit(list(zip(features, actions)), ridge=1e-9)
+    assert rmse < 1e-3
+    params = as_controller_params(weights)
+    controller = LinearController(6, 2)
+    assert params.shape == (controller.num_params,)
+    played = controller.act(params.unsqueeze(0), features.unsqueeze(0))[0]
+    assert torch.allclose(played, actions, atol=1e-3)
+    _, loose = fit(list(zip(features, actions)), ridge=10.0)  # a heavy penalty cannot fit it
+    assert loose > 10 * rmse
+
+
+@pytest.mark.slow
+def test_imitate_script_on_a_checkpoint(tmp_path):
+    """bench/wm_imitate.py end to end on tiny runs: a V2 teacher of the same env, one round each of
+    teacher and student, then the checkpoint's C and the student in the real env and the dream;
+    a teacher of another environment is refused on one line before any work."""
+    wm_run, teacher_run = tmp_path / "wm", tmp_path / "teacher"
+    assert main(["fit", "--config", TINY_WM, f"run.dir={wm_run}", "model.iterations=1", *QUIET]) == 0
+    assert main(["fit", "--config", os.path.join(ROOT, "configs", "tiny_point.yaml"), f"run.dir={teacher_run}",
+                 *QUIET]) == 0
+    script = [sys.executable, os.path.join(ROOT, "bench", "wm_imitate.py"), str(wm_run / "checkpoints" / "last.ckpt")]
+    out = subprocess.run(script + ["--teacher", str(teacher_run / "checkpoints" / "last.ckpt"), "--rounds", "1",
+                                   "--episodes", "1", "--eval-episodes", "1"], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert re.search(r"\| 0 \| teacher \| [\d,]+ \|  \| -?[\d.]+ ± [\d.]+ \|", out.stdout), out.stdout
+    assert re.search(r"\| 1 \| student \| [\d,]+ \| [\d.]+ \| -?[\d.]+ ± [\d.]+ \|", out.stdout), out.stdout
+    for who in ("the checkpoint's C", "last student"):
+        assert re.search(rf"\| {who} \| -?[\d.]+ ± [\d.]+ \| -?[\d.]+ \|", out.stdout), out.stdout
+    other = subprocess.run(script + ["--teacher", "zoo:dreamer_v2/dmc_cartpole_swingup_state"],
+                           capture_output=True, text=True, timeout=120)
+    assert other.returncode == 2 and other.stderr.count("\n") == 1 and "same environment" in other.stderr
+    bad = subprocess.run(script + ["--teacher", "x", "--rounds", "0"], capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "--rounds" in bad.stderr
