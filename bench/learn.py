@@ -123,8 +123,9 @@ BENCHMARKS = {
     # students played 144-241 (fit RMSE of the teacher's actions 0.40 rising to 0.74); the last one
     # 240.6 +- 19.0 on the zoo's protocol against 182.9 +- 11.0 for the run's own C, but M's dream
     # scored it no higher (171.5 against 175.2). So better linear controllers exist on these features,
-    # though none near the teacher, and M does not tell them apart: the dream, fed on data that never
-    # holds the pole up, is what the search cannot see past.
+    # though none near the teacher, and M does not tell them apart, so the search in the dream cannot
+    # find them. A likely reason (not measured): M learns from random and C's own play, in which the
+    # pole is never held up.
     "wm_pixels": (["configs/wm_dmc_cartpole_swingup.yaml", "configs/presets/wm_cpu.yaml"], [], 200),
     "wm_carracing": (["configs/wm_carracing.yaml", "configs/presets/wm_cpu.yaml"], [], None),  # report score and time
 }
