@@ -118,7 +118,7 @@ BENCHMARKS = {
     # temperature, on that run's V and M after iteration 2 (bench/wm_dream_search.py, fresh CMA-ES
     # 32 x 8, 300 generations, 10 real episodes): tau 1.0
     # 183.1 +- 24.0, tau 1.15 185.4 +- 14.3, tau 1.3 194.2 +- 17.6: within the noise of 10 episodes.
-    # Is the linear C too weak, or the dream? bench/wm_imitate.py on the same V and M (2026-11-25):
+    # Is the linear C too weak, or the dream? bench/wm_imitate.py on the same V and M (2026-11-24):
     # DAgger from the zoo's V2 state entry (684 on these rounds), 8 student rounds of 3 episodes. The
     # students played 144-241 (fit RMSE of the teacher's actions 0.40 rising to 0.74); the last one
     # 240.6 +- 19.0 on the zoo's protocol against 182.9 +- 11.0 for the run's own C, but M's dream
