@@ -27,17 +27,14 @@ def random_returns(env_cfg, hold: int, episodes: int, seed: int) -> list[float]:
     import torch
 
     from lightning_dreamer.algos.base import build_env
-    from lightning_dreamer.data.collector import Collector
+    from lightning_dreamer.data.collector import run_episodes
+    from lightning_dreamer.spec import EnvSpec
 
     env = build_env(env_cfg, seed=seed)
-    keys = [k for k in ("pixels", "state") if k in env.observation_spec.keys()]
-    collector = Collector(env, None, keys, torch.Generator().manual_seed(seed), hold=hold)
-    returns: list[float] = []
-    while len(returns) < episodes:
-        collector.step(1)
-        returns += [ret for ret, _ in collector.pop_finished()]
+    returns, _, _ = run_episodes(env, None, episodes, EnvSpec.from_env(env).obs_keys,
+                                 generator=torch.Generator().manual_seed(seed), hold=hold)
     env.close()
-    return returns[:episodes]
+    return returns
 
 
 def main() -> int:

@@ -53,10 +53,10 @@ def play_round(student, teacher, env_cfg, seed: int, episodes: int, weights, dat
     import torch
 
     from lightning_dreamer.algos.base import build_env
-    from lightning_dreamer.data.collector import Collector
+    from lightning_dreamer.data.collector import run_episodes
+    from lightning_dreamer.spec import EnvSpec
 
     env = build_env(env_cfg, seed=seed)
-    collector = Collector(env, None, [k for k in ("pixels", "state") if k in env.observation_spec.keys()])
 
     def policy(obs, is_first, state):
         lstm, teacher_state = state if state is not None else (student.mdnrnn.initial(1, student.device), None)
@@ -71,11 +71,8 @@ def play_round(student, teacher, env_cfg, seed: int, episodes: int, weights, dat
             action = torch.tanh(torch.cat([feature, torch.ones_like(feature[:, :1])], -1) @ weights.to(student.device))
         return action, (student.mdnrnn.step(z, action, lstm), teacher_state)
 
-    returns: list[float] = []
     with torch.no_grad():
-        while len(returns) < episodes:
-            collector.step(1, policy)
-            returns += [ret for ret, _ in collector.pop_finished()]
+        returns, _, _ = run_episodes(env, policy, episodes, EnvSpec.from_env(env).obs_keys)
     env.close()
     return returns
 
@@ -158,7 +155,7 @@ def main() -> int:
             weights, fit_rmse = fit(data, args.ridge)
         own = student.controller_params.clone()
         imitated = as_controller_params(weights)
-        frames = start_frames(config_from_dict(config).env, 64)
+        frames = start_frames(env_cfg, 64)
         student.config.rollouts = len(frames)  # dream_fitness plays model.rollouts start frames
         print(f"\n| controller | real return, {args.eval_episodes} episodes on seed {EVAL_SEED} | dream fitness |")
         print("|---|---|---|")

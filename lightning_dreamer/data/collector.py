@@ -261,9 +261,11 @@ class BatchedCollector:
         return finished
 
 
-def run_episodes(env, policy: Policy | None, episodes: int, obs_keys, record_first: bool = False, max_steps: int = 10**7):
-    """Play whole episodes; returns (returns, lengths, frames of the first episode or None)."""
-    collector = Collector(env, None, obs_keys)
+def run_episodes(env, policy: Policy | None, episodes: int, obs_keys, record_first: bool = False, max_steps: int = 10**7,
+                 generator: torch.Generator | None = None, hold: int = 1):
+    """Play whole episodes; returns (returns, lengths, frames of the first episode or None). With no
+    ``policy``, random actions from ``generator``, each held ``hold`` agent steps."""
+    collector = Collector(env, None, obs_keys, generator, hold)
     frames: list | None = [] if record_first else None
     results: list[tuple[float, int]] = []
     steps = 0
