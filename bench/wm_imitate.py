@@ -57,6 +57,7 @@ def play_round(student, teacher, env_cfg, seed: int, episodes: int, weights, dat
     from lightning_dreamer.spec import EnvSpec
 
     env = build_env(env_cfg, seed=seed)
+    torch.manual_seed(seed)  # the teacher's latents are sampled: the same seed replays the same round
 
     def policy(obs, is_first, state):
         lstm, teacher_state = state if state is not None else (student.mdnrnn.initial(1, student.device), None)
