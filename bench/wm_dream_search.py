@@ -9,6 +9,15 @@ encoded by V); then plays the search's mean controller in the real environment o
 seed with the deterministic policy. It tells how well a dream of given temperature transfers, on one
 V and M, without training them again. The start frames come from resets of the environment on
 seeds no run uses.
+
+    python bench/wm_dream_search.py CKPT --references --more-m-updates 3000 --replay runs/wm
+
+``--references`` first prints, for fixed controllers (the checkpoint's own C, no force, full force
+either way), their dream fitness over all the search's start frames beside their real return:
+does the dream rank controllers the way the real environment does? ``--more-m-updates N`` trains M
+for N more updates on a run's saved replay (the checkpoint's M optimiser if it has one, the run's batch,
+learning rate and clipping; ``--replay`` names the run folder, by default the checkpoint's own) before the
+references and the searches.
 """
 
 from __future__ import annotations
@@ -66,7 +75,58 @@ def search(agent, frames, temperature: float, generations: int, population: int,
     return curve, time.perf_counter() - started
 
 
+def references(agent) -> list[tuple[str, object]]:
+    """Fixed controllers to rank: the checkpoint's own C, no force (C = 0), full force either way (bias only)."""
+    import torch
+
+    own = agent.controller_params.clone()
+    push = torch.zeros_like(own)
+    push[-agent.action_dim:] = 5.0  # tanh(5) = 0.9999 on every action dimension
+    return [("the checkpoint's C", own), ("no force (C = 0)", torch.zeros_like(own)), ("full force +1", push),
+            ("full force -1", -push)]
+
+
+def train_m(agent, ckpt: dict, replay_cfg, run_dir: str, updates: int, seed: int) -> str:
+    """``updates`` more updates of M on the run's saved replay, as its M stage makes them; one line to print."""
+    import torch
+
+    from lightning_dreamer.data.replay import Replay
+    from lightning_dreamer.errors import UserError
+    from lightning_dreamer.losses import total_loss
+
+    saved = os.path.join(run_dir, "replay", "saved-rank0")
+    if not os.path.isdir(saved) or not os.listdir(saved):
+        raise UserError(f"no saved replay in {saved}; --more-m-updates trains M on a run's replay (--replay RUN_DIR)")
+    r = replay_cfg
+    replay = Replay(r.capacity, r.batch_size, r.seq_len)
+    replay.load(os.path.join(saved, sorted(os.listdir(saved))[-1]))
+    agent.replay = replay
+    m = agent.config
+    optimiser = torch.optim.Adam(agent.mdnrnn.parameters(), lr=m.mdn_lr)
+    if len(ckpt.get("optimizer_states") or []) > 1:  # a run's checkpoint: go on with its M optimiser
+        optimiser.load_state_dict(ckpt["optimizer_states"][1])
+    torch.manual_seed(seed)
+    agent.train()
+    sums: dict[str, float] = {}
+    started = time.perf_counter()
+    for _ in range(updates):
+        losses = agent.mdn_losses(agent.mdn_batch())
+        optimiser.zero_grad(set_to_none=True)
+        total_loss(losses, agent.mdn_scales).backward()
+        if m.mdn_grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(agent.mdnrnn.parameters(), m.mdn_grad_clip)
+        optimiser.step()
+        for k, v in losses.items():
+            sums[k] = sums.get(k, 0.0) + float(v.detach())
+    agent.eval()
+    mean = ", ".join(f"{k} {v / updates:.4f}" for k, v in sums.items())
+    return (f"M trained {updates:,} more updates on {len(replay):,} replay steps ({r.batch_size} x {r.seq_len}, "
+            f"{time.perf_counter() - started:.0f} s); mean losses {mean}")
+
+
 def main() -> int:
+    import torch
+
     from lightning_dreamer.checkpoint import agent_from_checkpoint, env_steps_of, read_checkpoint, run_config_of
     from lightning_dreamer.errors import UserError
     from lightning_dreamer.loading import config_from_dict
@@ -79,12 +139,15 @@ def main() -> int:
     parser.add_argument("--rollouts", type=int, default=None, help="default: the run's model.rollouts")
     parser.add_argument("--episodes", type=int, default=10)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--references", action="store_true", help="rank fixed controllers in the dream and for real")
+    parser.add_argument("--more-m-updates", type=int, default=0, help="train M this much more on the run's replay first")
+    parser.add_argument("--replay", help="the run folder whose replay/saved-rank0 M trains on (default: the checkpoint's)")
     args = parser.parse_args()
     if min(args.temperature) <= 0 or args.episodes < 1 or any(v is not None and v < 1 for v in
                                                                (args.generations, args.rollouts)) \
-            or (args.population is not None and args.population < 2):
-        print("error: --temperature must be > 0, --generations, --rollouts and --episodes >= 1, --population >= 2",
-              file=sys.stderr)
+            or (args.population is not None and args.population < 2) or args.more_m_updates < 0:
+        print("error: --temperature must be > 0, --generations, --rollouts and --episodes >= 1, --population >= 2, "
+              "--more-m-updates >= 0", file=sys.stderr)
         return 2
     try:
         ckpt = read_checkpoint(args.checkpoint)
@@ -95,11 +158,28 @@ def main() -> int:
         m = agent.config
         generations, population = args.generations or m.generations, args.population or m.population
         rollouts = args.rollouts or m.rollouts
-        frames = start_frames(config_from_dict(config).env, 64)
         state = ckpt.get("world_models", {})
         print(f"{args.checkpoint}: {env_steps_of(ckpt):,} env steps, iteration {state.get('iteration')}, stage "
               f"{state.get('stage')}; CMA-ES {population} x {rollouts} rollouts of {agent.horizon} steps, "
               f"{generations} generations from zero; real: {args.episodes} episodes on seed {EVAL_SEED}\n")
+        if args.more_m_updates:
+            run_dir = args.replay or os.path.dirname(os.path.dirname(os.path.abspath(args.checkpoint)))
+            line = train_m(agent, ckpt, config_from_dict(config).replay, run_dir, args.more_m_updates, args.seed)
+            print(line + "\n", flush=True)
+        frames = start_frames(config_from_dict(config).env, 64)
+        if args.references:
+            agent.config.rollouts = len(frames)  # every start frame once (a search draws `rollouts` of them)
+            print(f"| controller | dream fitness over {len(frames)} start frames, temperature {args.temperature[0]:g} "
+                  "| real return (mean ± std) |")
+            print("|---|---|---|", flush=True)
+            for name, params in references(agent):
+                with torch.no_grad():
+                    dream = float(agent.dream_fitness(params.unsqueeze(0), agent.generation_seed(args.seed, 0),
+                                                      args.temperature[0], pool=frames))
+                agent.controller_params.copy_(params)
+                real, std = evaluate(agent, config, args.episodes)
+                print(f"| {name} | {dream:.1f} | {real:.1f} ± {std:.1f} |", flush=True)
+            print()
         print("| temperature | dream fitness, first / last 10 generations | real return (mean ± std) | search (s) |")
         print("|---|---|---|---|", flush=True)
         for tau in args.temperature:

@@ -78,6 +78,31 @@ def test_dream_search_script_on_a_checkpoint(tmp_path):
     assert len(rows) == 2, out.stdout
     bad = subprocess.run(script + ["--temperature", "0"], capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "--temperature" in bad.stderr
+    # More M updates on the run's saved replay change M and nothing else; the references rank fixed
+    # controllers (own C, no force, full force either way) in the dream and for real.
+    from wm_dream_search import train_m
+
+    from lightning_dreamer.errors import UserError
+
+    ckpt_dict = read_checkpoint(ckpt)
+    agent = agent_from_checkpoint(ckpt_dict)
+    before_m = [p.clone() for p in agent.mdnrnn.parameters()]
+    before_v = [p.clone() for p in agent.vae.parameters()]
+    line = train_m(agent, ckpt_dict, load_config([TINY_WM]).replay, str(run), 3, 0)
+    assert line.startswith("M trained 3 more updates on ") and "mdn_nll" in line
+    assert any(not torch.equal(a, b) for a, b in zip(before_m, agent.mdnrnn.parameters()))
+    assert all(torch.equal(a, b) for a, b in zip(before_v, agent.vae.parameters()))
+    with pytest.raises(UserError, match="no saved replay"):
+        train_m(agent, ckpt_dict, load_config([TINY_WM]).replay, str(tmp_path / "elsewhere"), 3, 0)
+    out = subprocess.run(script + ["--references", "--more-m-updates", "2", "--generations", "1", "--episodes", "1"],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "M trained 2 more updates" in out.stdout
+    names = ("the checkpoint's C", "no force (C = 0)", "full force +1", "full force -1")
+    assert all(re.search(rf"\| {re.escape(n)} \| -?[\d.]+ \| -?[\d.]+ ± [\d.]+ \|", out.stdout) for n in names), out.stdout
+    bad = subprocess.run(script + ["--more-m-updates", "2", "--replay", str(tmp_path / "elsewhere")],
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "no saved replay" in bad.stderr
 
 
 @pytest.mark.slow
