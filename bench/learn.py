@@ -140,11 +140,10 @@ BENCHMARKS = {
     # protocol, the mean 183.
     # More M training is no cure: the same V and M after 3,000 more M updates on that run's whole replay
     # (42.6k steps; bench/wm_dream_search.py CKPT --references --more-m-updates 3000 --replay RUN
-    # --generations 200) overvalue no force and +1 further (dream 164.6 and 170.7; the run's C, whose h is M's, 191.5 /
-    # 195.1),
-    # and a fresh search found a controller of dream fitness 233 that plays 147.0 +- 8.1; two earlier
-    # searches on such an M (M trained outside the repository, unseeded) played 222.7 +- 36.4 and
-    # 190.0 +- 32.4.
+    # --generations 200) overvalue no force and +1 further (dream 164.6 and 170.7; the run's C, whose
+    # h is M's, 191.5 / 195.1), and a fresh search found a controller of dream fitness 233 that plays
+    # 147.0 +- 8.1; two earlier searches on such an M (M trained outside the repository, unseeded)
+    # played 222.7 +- 36.4 and 190.0 +- 32.4.
     "wm_pixels": (["configs/wm_dmc_cartpole_swingup.yaml", "configs/presets/wm_cpu.yaml"], [], 200),
     "wm_carracing": (["configs/wm_carracing.yaml", "configs/presets/wm_cpu.yaml"], [], None),  # report score and time
 }
