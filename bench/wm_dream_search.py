@@ -86,6 +86,20 @@ def references(agent) -> list[tuple[str, object]]:
             ("full force -1", -push)]
 
 
+def rank(agent, config: dict, controllers, frames, episodes: int, seed: int, temperature: float | None = None):
+    """For each ``(name, params)`` of ``controllers``: ``(name, dream fitness over all of frames, real
+    return mean, std)`` on the zoo's evaluation; the agent's controller is left at the last one."""
+    import torch
+
+    agent.config.rollouts = len(frames)  # every start frame once (a search draws `rollouts` of them)
+    for name, params in controllers:
+        with torch.no_grad():
+            dream = float(agent.dream_fitness(params.unsqueeze(0), seed, temperature, pool=frames))
+        agent.controller_params.copy_(params)
+        real, std = evaluate(agent, config, episodes)
+        yield name, dream, real, std
+
+
 def train_m(agent, ckpt: dict, replay_cfg, run_dir: str, updates: int, seed: int) -> str:
     """``updates`` more updates of M on the run's saved replay, as its M stage makes them; one line to print."""
     import torch
@@ -125,8 +139,6 @@ def train_m(agent, ckpt: dict, replay_cfg, run_dir: str, updates: int, seed: int
 
 
 def main() -> int:
-    import torch
-
     from lightning_dreamer.checkpoint import agent_from_checkpoint, env_steps_of, read_checkpoint, run_config_of
     from lightning_dreamer.errors import UserError
     from lightning_dreamer.loading import config_from_dict
@@ -168,16 +180,11 @@ def main() -> int:
             print(line + "\n", flush=True)
         frames = start_frames(config_from_dict(config).env, 64)
         if args.references:
-            agent.config.rollouts = len(frames)  # every start frame once (a search draws `rollouts` of them)
             print(f"| controller | dream fitness over {len(frames)} start frames, temperature {args.temperature[0]:g} "
                   "| real return (mean ± std) |")
             print("|---|---|---|", flush=True)
-            for name, params in references(agent):
-                with torch.no_grad():
-                    dream = float(agent.dream_fitness(params.unsqueeze(0), agent.generation_seed(args.seed, 0),
-                                                      args.temperature[0], pool=frames))
-                agent.controller_params.copy_(params)
-                real, std = evaluate(agent, config, args.episodes)
+            for name, dream, real, std in rank(agent, config, references(agent), frames, args.episodes,
+                                               agent.generation_seed(args.seed, 0), args.temperature[0]):
                 print(f"| {name} | {dream:.1f} | {real:.1f} ± {std:.1f} |", flush=True)
             print()
         print("| temperature | dream fitness, first / last 10 generations | real return (mean ± std) | search (s) |")

@@ -27,8 +27,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, "bench"))
 
-from wm_dream_search import start_frames  # noqa: E402
-from zoo import EVAL_SEED, evaluate  # noqa: E402  (the zoo's evaluation: its seed, deterministic policy)
+from wm_dream_search import rank, start_frames  # noqa: E402
+from zoo import EVAL_SEED  # noqa: E402  (the zoo's evaluation seed)
 
 ROUND_SEED = 6_000_000  # the rounds' env seeds (ROUND_SEED + round): used by no run and not by the evaluation
 DREAM_SEED = 8_000_000  # the dream comparison's random numbers
@@ -104,7 +104,6 @@ def as_controller_params(weights):
 
 def main() -> int:
     import numpy as np
-    import torch
 
     from lightning_dreamer.checkpoint import agent_from_checkpoint, env_steps_of, read_checkpoint, run_config_of
     from lightning_dreamer.errors import UserError
@@ -157,14 +156,10 @@ def main() -> int:
         own = student.controller_params.clone()
         imitated = as_controller_params(weights)
         frames = start_frames(env_cfg, 64)
-        student.config.rollouts = len(frames)  # dream_fitness plays model.rollouts start frames
         print(f"\n| controller | real return, {args.eval_episodes} episodes on seed {EVAL_SEED} | dream fitness |")
         print("|---|---|---|")
-        for name, params in (("the checkpoint's C", own), ("last student", imitated)):
-            student.controller_params.copy_(params)
-            real, std = evaluate(student, config, args.eval_episodes)
-            with torch.no_grad():
-                dream = float(student.dream_fitness(params.unsqueeze(0), DREAM_SEED, pool=frames))
+        for name, dream, real, std in rank(student, config, (("the checkpoint's C", own), ("last student", imitated)),
+                                           frames, args.eval_episodes, DREAM_SEED):
             print(f"| {name} | {real:.1f} ± {std:.1f} | {dream:.1f} |", flush=True)
         print(f"\n{time.perf_counter() - started:.0f} s")
     except UserError as err:
