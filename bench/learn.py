@@ -144,6 +144,20 @@ BENCHMARKS = {
     # h is M's, 191.5 / 195.1), and a fresh search found a controller of dream fitness 233 that plays
     # 147.0 +- 8.1; two earlier searches on such an M (M trained outside the repository, unseeded)
     # played 222.7 +- 36.4 and 190.0 +- 32.4.
+    # Nor is data of such play alone (2026-11-25, checks outside the repository on the same V and M): 20
+    # episodes of fixed play added to that replay (no force 6, full force +1 and -1 3 each, 8 of one
+    # uniform value held all episode; 10k agent steps), then 3,000 more M updates: dream / real of the
+    # run's C 197.8 / 199.7, no force 139.2 / 0.0, +1 78.2 / 75.3, -1 101.8 / 74.6. A fresh search (tau 1,
+    # 200 generations) reached dream fitness 240 and played 176.8 +- 4.2. Decoded, the untouched M's
+    # dream of no force (tau 0.01, the mixture's mode) sets the still pole moving within 10 steps and
+    # settles in a frame of two half poles that M pays about 0.2 a step; at tau 1 the cart can vanish.
+    # After the fixed play the pole stays still for 40-80 steps, and the drift comes later. By dream
+    # horizon (64 start frames, tau 0.01; C / no force / +1 / -1): the untouched M at 200 steps 58.7 /
+    # 49.5 / 32.8 / 23.8, at 500 154.2 / 111.6 / 92.8 / 45.5; after the fixed play at 200 101.4 / 4.2 /
+    # 19.8 / 31.1 (the real order), at 500 229.3 / 84.2 / 44.7 / 67.0. A search on that dream (tau 0.01,
+    # horizon 200) still found a wall exploit: dream 111, real 74.8 +- 4.1.
+    # Seed 0 of this recipe by bench/zoo.py (2026-11-25, one CPU core, 13,183 s): 196.3 +- 12.2 on the
+    # zoo's protocol (training evaluations 166-212 from 40k frames on).
     "wm_pixels": (["configs/wm_dmc_cartpole_swingup.yaml", "configs/presets/wm_cpu.yaml"], [], 200),
     "wm_carracing": (["configs/wm_carracing.yaml", "configs/presets/wm_cpu.yaml"], [], None),  # report score and time
 }

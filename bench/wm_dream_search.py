@@ -3,12 +3,12 @@
     python bench/wm_dream_search.py runs/wm/checkpoints/last.ckpt --temperature 1.0 1.15 1.3 --episodes 10
 
 Keeps the checkpoint's V and M and, for each temperature, runs CMA-ES from zero (the run's population,
-rollouts, sigma0 and dream horizon unless given) for ``--generations`` generations inside M, the way
-the controller stage does (common random numbers across a generation, start frames of real episodes
-encoded by V); then plays the search's mean controller in the real environment on the zoo's evaluation
-seed with the deterministic policy. It tells how well a dream of given temperature transfers, on one
-V and M, without training them again. The start frames come from resets of the environment on
-seeds no run uses.
+rollouts, sigma0 and dream horizon unless given; ``--horizon`` sets the last) for ``--generations``
+generations inside M, the way the controller stage does (common random numbers across a generation,
+start frames of real episodes encoded by V); then plays the search's mean controller in the real
+environment on the zoo's evaluation seed with the deterministic policy. It tells how well a dream of
+given temperature transfers, on one V and M, without training them again. The start frames come
+from resets of the environment on seeds no run uses.
 
     python bench/wm_dream_search.py CKPT --references --more-m-updates 3000 --replay runs/wm
 
@@ -149,6 +149,8 @@ def main() -> int:
     parser.add_argument("--generations", type=int, default=None, help="default: the run's model.generations")
     parser.add_argument("--population", type=int, default=None, help="default: the run's model.population")
     parser.add_argument("--rollouts", type=int, default=None, help="default: the run's model.rollouts")
+    parser.add_argument("--horizon", type=int, default=None, help="dream rollout length in agent steps "
+                        "(default: the run's model.dream_horizon)")
     parser.add_argument("--episodes", type=int, default=10)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--references", action="store_true", help="rank fixed controllers in the dream and for real")
@@ -156,10 +158,10 @@ def main() -> int:
     parser.add_argument("--replay", help="the run folder whose replay/saved-rank0 M trains on (default: the checkpoint's)")
     args = parser.parse_args()
     if min(args.temperature) <= 0 or args.episodes < 1 or any(v is not None and v < 1 for v in
-                                                               (args.generations, args.rollouts)) \
+                                                               (args.generations, args.rollouts, args.horizon)) \
             or (args.population is not None and args.population < 2) or args.more_m_updates < 0:
-        print("error: --temperature must be > 0, --generations, --rollouts and --episodes >= 1, --population >= 2, "
-              "--more-m-updates >= 0", file=sys.stderr)
+        print("error: --temperature must be > 0, --generations, --rollouts, --horizon and --episodes >= 1, "
+              "--population >= 2, --more-m-updates >= 0", file=sys.stderr)
         return 2
     try:
         ckpt = read_checkpoint(args.checkpoint)
@@ -170,6 +172,7 @@ def main() -> int:
         m = agent.config
         generations, population = args.generations or m.generations, args.population or m.population
         rollouts = args.rollouts or m.rollouts
+        agent.horizon = args.horizon or agent.horizon  # dream_fitness rolls out agent.horizon steps
         state = ckpt.get("world_models", {})
         print(f"{args.checkpoint}: {env_steps_of(ckpt):,} env steps, iteration {state.get('iteration')}, stage "
               f"{state.get('stage')}; CMA-ES {population} x {rollouts} rollouts of {agent.horizon} steps, "

@@ -78,6 +78,8 @@ def test_dream_search_script_on_a_checkpoint(tmp_path):
     assert len(rows) == 2, out.stdout
     bad = subprocess.run(script + ["--temperature", "0"], capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "--temperature" in bad.stderr
+    bad = subprocess.run(script + ["--horizon", "0"], capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "--horizon" in bad.stderr
     # More M updates on the run's saved replay change M and nothing else; the references rank fixed
     # controllers (own C, no force, full force either way) in the dream and for real.
     from wm_dream_search import train_m
@@ -94,10 +96,10 @@ def test_dream_search_script_on_a_checkpoint(tmp_path):
     assert all(torch.equal(a, b) for a, b in zip(before_v, agent.vae.parameters()))
     with pytest.raises(UserError, match="no saved replay"):
         train_m(agent, ckpt_dict, load_config([TINY_WM]).replay, str(tmp_path / "elsewhere"), 3, 0)
-    out = subprocess.run(script + ["--references", "--more-m-updates", "2", "--generations", "1", "--episodes", "1"],
-                         capture_output=True, text=True, timeout=300)
+    out = subprocess.run(script + ["--references", "--more-m-updates", "2", "--generations", "1", "--episodes", "1",
+                                   "--horizon", "7"], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
-    assert "M trained 2 more updates" in out.stdout
+    assert "M trained 2 more updates" in out.stdout and "rollouts of 7 steps" in out.stdout
     names = ("the checkpoint's C", "no force (C = 0)", "full force +1", "full force -1")
     assert all(re.search(rf"\| {re.escape(n)} \| -?[\d.]+ \| -?[\d.]+ ± [\d.]+ \|", out.stdout) for n in names), out.stdout
     bad = subprocess.run(script + ["--more-m-updates", "2", "--replay", str(tmp_path / "elsewhere")],
