@@ -154,8 +154,10 @@ BENCHMARKS = {
     # After the fixed play the pole stays still for 40-80 steps, and the drift comes later. By dream
     # horizon (64 start frames, tau 0.01; C / no force / +1 / -1): the untouched M at 200 steps 58.7 /
     # 49.5 / 32.8 / 23.8, at 500 154.2 / 111.6 / 92.8 / 45.5; after the fixed play at 200 101.4 / 4.2 /
-    # 19.8 / 31.1 (the real order), at 500 229.3 / 84.2 / 44.7 / 67.0. A search on that dream (tau 0.01,
-    # horizon 200) still found a wall exploit: dream 111, real 74.8 +- 4.1.
+    # 19.8 / 31.1 (the real order), at 500 229.3 / 84.2 / 44.7 / 67.0. Fresh searches on that M (200
+    # generations, 10 real episodes): tau 0.01 found wall exploits, at horizon 200 (dream 111, real
+    # 74.8 +- 4.1) and at 500 (dream 317, real 75.9 +- 4.5), as the paper warns of a near-deterministic
+    # dream; tau 1 at horizon 300 played 191.3 +- 7.4, at 500 176.8 +- 4.2 (above).
     # Seed 0 of this recipe by bench/zoo.py (2026-11-25, one CPU core, 13,183 s): 196.3 +- 12.2 on the
     # zoo's protocol (training evaluations 166-212 from 40k frames on).
     "wm_pixels": (["configs/wm_dmc_cartpole_swingup.yaml", "configs/presets/wm_cpu.yaml"], [], 200),
