@@ -16,9 +16,9 @@ the repository (zoo/NAME/seeds/seed<S>.json, .safetensors, .csv: score, weights,
 record when it appears: a recorded seed is done, and later builds use the record instead of the run
 folder, so runs on a machine that is gone cost nothing that finished. With every seed recorded
 (``--train-only`` stops before this), it writes the card (zoo/NAME/README.md: score per seed, mean ±
-std over seeds, learning curves, wall-clock, hardware, commits, the command, SHA-256) with each
-seed's evaluations beside it (zoo/NAME/eval_seed<S>.csv; result.json: the held-out scores, hardware,
-published seed). If the entry's floor holds (the mean, and every seed), the weights of the median
+std over seeds, learning curves, wall-clock, the machines and precisions each seed trained on, commits,
+the command, SHA-256) with each seed's evaluations beside it (zoo/NAME/eval_seed<S>.csv; result.json:
+the held-out scores, machines and precisions, published seed). If the entry's floor holds (the mean, and every seed), the weights of the median
 seed are published (checkpoints/, zoo/index.json) and the seeds' own weight files leave the tree;
 otherwise the card says so and nothing is published (exit 1). ``status`` prints every recorded
 seed, and for every seed folder under ``--root`` the env steps and updates of its checkpoint
@@ -35,7 +35,6 @@ import argparse
 import glob
 import json
 import os
-import platform
 import re
 import statistics
 import subprocess
@@ -108,13 +107,17 @@ def evaluate(agent, config: dict, episodes: int) -> tuple[float, float]:
     return float(np.mean(returns)), float(np.std(returns))
 
 
-def hardware() -> str:
-    import torch
+def trained_on(ckpt: dict) -> list[str] | None:
+    """Where and how a run trained: one "machine, precision" per distinct pair over its fit segments
+    (None for a checkpoint written before the agent kept its segments)."""
+    segments = (ckpt.get("lightning_dreamer") or {}).get("segments")
+    return list(dict.fromkeys(f"{s['machine']}, {s['precision']}" for s in segments)) if segments else None
 
-    from lightning_dreamer.hardware import cpu_cores, cpu_name
 
-    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
-    return f"{cpu_name()} ({cpu_cores()} cores), {gpu}, torch {torch.__version__}, {platform.python_version()}"
+def machines(rec: dict) -> list[str]:
+    """A record's training machines and precisions, or, for a record without them, the machine that
+    evaluated it."""
+    return rec.get("trained_on") or [f"{rec['hardware']} (precision not recorded)"]
 
 
 def environment(env: dict) -> str:
@@ -165,6 +168,7 @@ def record(name: str, seed: int, run_dir: str, command: list[str], episodes: int
     import lightning_dreamer as ld
     from lightning_dreamer.checkpoint import agent_from_checkpoint, env_steps_of, read_checkpoint, run_config_of
     from lightning_dreamer.compare import read_curve, write_atomically
+    from lightning_dreamer.hardware import machine
 
     ckpt = read_checkpoint(os.path.join(run_dir, "checkpoints", "last.ckpt"))
     agent, config = agent_from_checkpoint(ckpt), run_config_of(ckpt)
@@ -178,7 +182,8 @@ def record(name: str, seed: int, run_dir: str, command: list[str], episodes: int
         write_atomically(csv_path, f.read())
     rec = {"seed": seed, "score": [mean, std], "episodes": episodes, "eval_seed": EVAL_SEED, "env_steps": steps,
            "updates": (ckpt.get("lightning_dreamer") or {}).get("updates"), "wall_s": read_curve(f"seed {seed}", run_dir).wall_s,
-           "hardware": hardware(), "commit": commit(), "command": seed_command(name, command), "sha256": digest, "config": config}
+           "hardware": machine(), "trained_on": trained_on(ckpt), "commit": commit(), "command": seed_command(name, command),
+           "sha256": digest, "config": config}
     write_atomically(json_path, json.dumps(rec, indent=1) + "\n")
     print(f"{name} seed {seed}: {mean:.1f} ± {std:.1f}, recorded in {os.path.relpath(json_path, ld.zoo.root())} "
           f"(commit the seed's three files)", flush=True)
@@ -220,8 +225,8 @@ def card(name: str, records: list[dict], published: int | None, sha: str | None,
     means = [r["score"][0] for r in records]
     mean, std = statistics.mean(means), (statistics.stdev(means) if len(means) > 1 else 0.0)
     algo = name.split("/")[0]
-    rows = "\n".join(f"| {r['seed']} | {r['score'][0]:.1f} ± {r['score'][1]:.1f} | {'these weights' if r['seed'] == published else ''} |"
-                     for r in records)
+    rows = "\n".join(f"| {r['seed']} | {r['score'][0]:.1f} ± {r['score'][1]:.1f} | {'; '.join(machines(r))} "
+                     f"| {'these weights' if r['seed'] == published else ''} |" for r in records)
     verdict = ("published" if published is not None else "**below the floor: not published**")
     floors = ", ".join(text for text, value in ((f"floor: mean ≥ {floor_mean}", floor_mean),
                                                 (f"every seed ≥ {floor_each}", floor_each)) if value is not None) or "no floor"
@@ -229,7 +234,7 @@ def card(name: str, records: list[dict], published: int | None, sha: str | None,
     if None not in (updates := [r["updates"] for r in records]):
         trained += f" ({', '.join(f'{u:,}' for u in updates)} updates)"
     wall = sum(r["wall_s"] for r in records)
-    machines = " and ".join(dict.fromkeys(r["hardware"] for r in records))
+    where = " and ".join(dict.fromkeys(m for r in records for m in machines(r)))
     commits = ", ".join(f"`{c}`" for c in dict.fromkeys(r["commit"] for r in records))
     return f"""# {name}
 
@@ -238,8 +243,8 @@ Environment: {environment(records[0]["config"].get("env") or {})}; {trained}.
 Trained by the recipe `{f"bench/learn.py {recipe_key}" if recipe_key else "configs/tiny_point.yaml"}` (its departures from
 the paper are written there).
 
-| training seed | return ({episodes} episodes, deterministic policy, evaluation seed {EVAL_SEED}) | published |
-|---|---|---|
+| training seed | return ({episodes} episodes, deterministic policy, evaluation seed {EVAL_SEED}) | trained on (machine, precision) | published |
+|---|---|---|---|
 {rows}
 
 **Mean over {len(seeds)} seeds: {mean:.1f} ± {std:.1f}** ({floors}; {verdict}).
@@ -248,7 +253,7 @@ used; the deterministic policy. Anchor: {anchor}.
 
 Learning curves: `{svg}`, from each seed's evaluations during training (`eval_seed<S>.csv` here;
 `python -m lightning_dreamer compare` reads them). Wall-clock {wall / 3600:.2f} h over all seeds on
-{machines}. Commit {commits} (the seeds' records: `seeds/`).
+{where}. Commit {commits} (the seeds' records: `seeds/`).
 
 Reproduce: `python bench/zoo.py build {" ".join([name, "--seeds", *map(str, seeds), *extra])}`, which runs for each seed S:
 `{records[0]["command"]}`
@@ -293,14 +298,14 @@ def build(args, extra) -> int:
     for rec in records:  # the card's curves beside it (compare reads them)
         with open(seed_files(name, rec["seed"])[2]) as f:
             write_atomically(os.path.join(folder, f"eval_seed{rec['seed']}.csv"), f.read())
-    machine = " and ".join(dict.fromkeys(r["hardware"] for r in records))
+    where = " and ".join(dict.fromkeys(m for r in records for m in machines(r)))
     result = {"seeds": args.seeds, "scores": [r["score"] for r in records], "episodes": args.episodes, "eval_seed": EVAL_SEED,
-              "env_steps": steps, "hardware": machine, "published_seed": args.seeds[median] if met else None}
+              "env_steps": steps, "hardware": where, "published_seed": args.seeds[median] if met else None}
     write_atomically(os.path.join(folder, "result.json"), json.dumps(result, indent=1) + "\n")
     sha = None
     if met:
         rec = records[median]
-        summary = {"hardware": rec["hardware"], "score": means[median], "score_std": rec["score"][1], "seeds_mean": statistics.mean(means),
+        summary = {"hardware": "; ".join(machines(rec)), "score": means[median], "score_std": rec["score"][1], "seeds_mean": statistics.mean(means),
                    "seeds_std": statistics.stdev(means) if len(means) > 1 else 0.0, "env_steps": steps,
                    "training_seed": rec["seed"], "eval_seed": EVAL_SEED, "eval_episodes": args.episodes}
         ld.zoo.export(agent, rec["config"], name, summary)

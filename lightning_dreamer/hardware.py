@@ -85,6 +85,18 @@ def auto_compile(device_type: str) -> tuple[str, str]:
     return "eager", f"{device_type}: compiling takes minutes here and the update is bound by arithmetic"
 
 
+def machine() -> str:
+    """One line naming this machine as a card shows it: the CPU with its cores and the feature that
+    sets its CPU precision (AVX-512 BF16 / AMX, else AVX2 or none), the GPU, torch and Python."""
+    import torch
+
+    flags = cpu_flags()
+    feature = ("AVX-512 BF16" if "avx512_bf16" in flags else "AMX" if "amx_bf16" in flags
+               else "AVX2, no bf16" if "avx2" in flags else "no AVX2")
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    return f"{cpu_name()} ({cpu_cores()} cores, {feature}), {gpu}, torch {torch.__version__}, {platform.python_version()}"
+
+
 def cpu_cores() -> int:
     """Cores this process may use (the affinity mask where the OS has one)."""
     try:

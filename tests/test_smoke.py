@@ -72,6 +72,11 @@ def test_fit_resume_eval(tmp_path, capsys, algo):
     assert [{k: r.get(k, "") for k in columns} for r in rows_after[: len(rows)]] == rows
     second = ckpt_state(last)
     assert second["policy_steps"] == 210 and second["updates"] > first["updates"] + 40
+    # Each fit segment says where it ran, in which precision, from which env step (a record's "trained on").
+    from lightning_dreamer.hardware import auto_precision, machine
+    here = {"machine": machine(), "precision": auto_precision("cpu")[0]}
+    assert first["segments"] == [{**here, "from_env_steps": 0}]
+    assert second["segments"] == [{**here, "from_env_steps": 0}, {**here, "from_env_steps": 160}]
     assert second["episodes"] >= first["episodes"]
     # Resume from a checkpoint alone: the config travels inside it.
     assert main(["fit", "--ckpt_path", str(last), "run.total_env_steps=230", *QUIET]) == 0

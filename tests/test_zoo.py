@@ -159,6 +159,10 @@ def test_bench_zoo_builds_a_card_and_the_comparison(tmp_path):
     seeds = folder / "seeds"  # each finished seed's record: score, curve, commit, command (its weights left once published)
     records = [json.loads((seeds / f"seed{s}.json").read_text()) for s in (0, 1)]
     assert [r["score"] for r in records] == result["scores"] and [r["updates"] for r in records] == updates
+    from lightning_dreamer.hardware import auto_precision, machine
+    where = f"{machine()}, {auto_precision('cpu')[0]}"  # each seed trained in one segment, here
+    assert all(r["trained_on"] == [where] for r in records)
+    assert f"| {where} |" in card and result["hardware"] == where and entry["hardware"] == where
     assert records[result["published_seed"]]["sha256"] == entry["sha256"]
     assert (seeds / "seed0.csv").read_text() == (folder / "eval_seed0.csv").read_text()
     assert sorted(os.listdir(seeds)) == ["seed0.csv", "seed0.json", "seed1.csv", "seed1.json"]

@@ -143,6 +143,9 @@ class RLModule(L.LightningModule):
         self.last_return = math.nan
         # The checkpoint and replay copy saved together carry the same generation number.
         self.saved_generation = 0
+        # One entry per fit segment (a resumed run adds one): the machine, the precision and the env
+        # step it started at, so a record can say where and how its weights were trained.
+        self.segments: list[dict[str, Any]] = []
         self.stop_signal: str | None = None  # set when a signal stopped the run (callbacks.PeriodicCheckpoint)
         self._resume_state: dict | None = None
         self._update_times: list[float] = []
@@ -227,7 +230,10 @@ class RLModule(L.LightningModule):
         return DataLoader(ReplayBatches(self.replay.sample, prefetch, pin=cuda), batch_size=None, num_workers=0)
 
     def on_fit_start(self) -> None:
+        from lightning_dreamer.hardware import machine
+
         self._apply_compile(self.run_config.run.compile)
+        self.segments.append({"machine": machine(), "precision": str(self.trainer.precision), "from_env_steps": self.env_steps})
         if self._resume_state is not None:
             self._load_replay(self._resume_state)
             _set_rng_state(self.replay.extra["rng"], self.collector.generator)
@@ -399,6 +405,7 @@ class RLModule(L.LightningModule):
             "generation": self.saved_generation,
             "log_step": self.log_step,  # where a resumed run's logs continue (updates)
             "replay_steps": len(self.replay) if hasattr(self, "replay") else None,
+            "segments": self.segments,
         }
         if self._run_dict is not None:
             checkpoint["run_config"] = self._run_dict  # the run, beside the agent's hyperparameters
@@ -412,6 +419,7 @@ class RLModule(L.LightningModule):
         self.episodes = state["episodes"]
         self.last_return = state["last_return"]
         self.saved_generation = state.get("generation") or 0
+        self.segments = list(state.get("segments") or [])  # none in checkpoints older than the field
         if hasattr(self, "ratio") and state["ratio"] is not None:
             self.ratio.load_state_dict(state["ratio"])
         self._resume_state = state
