@@ -1,0 +1,124 @@
+"""How many world-model updates does a pixel Dreamer need to see the cart and pole? A diagnostic
+(prints, asserts nothing).
+
+Builds a fresh agent with a pixel run's hyperparameters (``--set model.KEY=VALUE`` changes some: the
+CNN depth, the model's learning rate, ...), trains its world model alone on the run's saved replay
+(``--batch`` sequences of the run's length per update), and every ``--every`` updates prints what it
+sees on held-out episodes: the reconstruction error against that of the episodes' mean image (1.0:
+it draws the mean image, nothing of the cart or pole) and a linear probe (bench/probe_model.py's) of
+the true state from its features, R² of the cart position, the pole's cosine and sine and the two
+velocities. The episodes are played with uniform random actions held 10 agent steps, which swing the
+pole (the zoo's held random baseline, 181 on average): 3 to fit the probe, 3 to score it.
+
+    python bench/vision_probe.py runs/v2_pixels/checkpoints/last.ckpt --updates 1500
+    python bench/vision_probe.py runs/v2_pixels/checkpoints/last.ckpt --updates 1500 --set model.cnn_depth=32
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import sys
+import time
+
+import numpy as np
+import torch
+import yaml
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def held_random_episode(config: dict, seed: int, hold: int = 10):
+    """One episode of uniform random actions, each held ``hold`` agent steps: (frames, actions, rewards)
+    in bench/probe_model.py's layout, the frames carrying both the pixels and the state."""
+    from lightning_dreamer.algos.base import build_env
+    from lightning_dreamer.loading import config_from_dict
+
+    env = build_env(config_from_dict(dict(config, env=dict(config["env"], obs="both"))).env, seed=seed)
+    gen = torch.Generator().manual_seed(seed)
+    td = env.reset()
+    frames, actions, rewards, t = [td], [], [0.0], 0
+    while True:
+        if t % hold == 0:
+            action = torch.rand(env.action_spec.shape, generator=gen) * 2 - 1
+        t += 1
+        td["action"] = action
+        nxt = env.step(td)["next"]
+        frames.append(nxt)
+        actions.append(action)
+        rewards.append(float(nxt["reward"]))
+        if bool(nxt["done"]):
+            break
+        td = nxt.exclude("reward")
+    env.close()
+    return frames, torch.stack([torch.zeros_like(actions[0])] + actions).float(), torch.tensor(rewards)
+
+
+def main() -> None:
+    from bench.probe_model import sees
+    from lightning_dreamer.checkpoint import read_checkpoint, run_config_of
+    from lightning_dreamer.data.replay import Replay
+    from lightning_dreamer.registry import get_algo
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("ckpt", help="a pixel Dreamer run's checkpoint, its replay saved beside it")
+    parser.add_argument("--set", nargs="*", default=[], metavar="model.KEY=VALUE", help="hyperparameters to change")
+    parser.add_argument("--updates", type=int, default=1500)
+    parser.add_argument("--every", type=int, default=250)
+    parser.add_argument("--batch", type=int, help="sequences per update (default: the run's replay.batch_size)")
+    parser.add_argument("--seed", type=int, default=0, help="the fresh model's initialisation and its batches")
+    parser.add_argument("--probe-seed", type=int, default=900, help="the probe episodes' first seed")
+    parser.add_argument("--bf16", action="store_true", help="bf16 autocast, as precision bf16-mixed trains")
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    changes = {}
+    for item in args.set:
+        key, _, value = item.partition("=")
+        if not key.startswith("model.") or not value:
+            raise SystemExit(f"--set takes model.KEY=VALUE, got {item!r}")
+        changes[key[len("model."):]] = yaml.safe_load(value)
+    torch.set_num_threads(args.threads)
+    ckpt = read_checkpoint(args.ckpt)
+    config = run_config_of(ckpt)
+    hparams = dict(ckpt["hyper_parameters"])
+    unknown = sorted(set(changes) - set(config["model"]))
+    if unknown:
+        raise SystemExit(f"--set: unknown model keys {unknown}; this run's are {sorted(config['model'])}")
+    torch.manual_seed(args.seed)
+    agent = get_algo(config["algo"])(**{**hparams, **changes})
+    if "pixels" not in agent.obs_keys:
+        raise SystemExit(f"{args.ckpt} is not a pixel run (its observations: {agent.obs_keys})")
+
+    r = config["replay"]
+    saved = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(args.ckpt))), "replay", "saved-rank0")
+    replay = Replay(r["capacity"], args.batch or r["batch_size"], r["seq_len"])
+    replay.load(os.path.join(saved, sorted(os.listdir(saved))[-1]))
+    fit = [held_random_episode(config, args.probe_seed + i) for i in range(3)]
+    test = [held_random_episode(config, args.probe_seed + 3 + i) for i in range(3)]
+    print(f"{config['algo']} {changes or 'as the run'}: {sum(p.numel() for p in agent.world_model.parameters()):,} "
+          f"world-model parameters, {len(replay):,} replay steps, batch {args.batch or r['batch_size']} x {r['seq_len']}, "
+          f"probe episodes return {[round(float(e[2].sum())) for e in fit + test]}", flush=True)
+    optimiser = agent.configure_optimizers()[0]
+    autocast = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if args.bf16 else contextlib.nullcontext
+    start, image = time.perf_counter(), []
+    for i in range(1, args.updates + 1):
+        agent.train()
+        with autocast():
+            _, loss, logs = agent.model_pass(replay.sample())
+        optimiser.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(agent.world_model.parameters(), agent.config.grad_clip)
+        optimiser.step()
+        image.append(float(logs["loss/image"]))
+        if i % args.every == 0 or i == args.updates:
+            agent.eval()
+            print(f"after {i} updates ({(time.perf_counter() - start) / i:.2f} s each; image loss of the last "
+                  f"{len(image)} {np.mean(image):.2f}, KL {float(logs['kl/value']):.2f}): ", end="", flush=True)
+            with torch.no_grad():
+                sees(agent, fit, test)
+            image = []
+
+
+if __name__ == "__main__":
+    main()
