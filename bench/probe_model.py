@@ -32,9 +32,10 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-def play(agent, config: dict, seed: int):
-    """One episode (policy ``agent``, or uniform random actions for None): obs of the probed model's
-    key (T+1, ...), the previous action at each step (T+1, A; zero first) and rewards (T+1; zero first)."""
+def play(agent, config: dict, seed: int, hold: int = 1):
+    """One episode (policy ``agent``, or for None uniform random actions, each held ``hold`` agent steps):
+    obs of the probed model's key (T+1, ...), the previous action at each step (T+1, A; zero first) and
+    rewards (T+1; zero first)."""
     from lightning_dreamer.algos.base import build_env
     from lightning_dreamer.loading import config_from_dict
 
@@ -44,7 +45,8 @@ def play(agent, config: dict, seed: int):
     frames, actions, rewards, state, first = [td], [], [0.0], None, True
     while True:
         if agent is None:
-            action = torch.rand(env.action_spec.shape) * 2 - 1
+            if len(actions) % hold == 0:
+                action = torch.rand(env.action_spec.shape) * 2 - 1
         else:
             with torch.no_grad():
                 action, state = agent.act({k: td[k].unsqueeze(0) for k in agent.obs_keys}, torch.tensor([first]), state,

@@ -29,34 +29,8 @@ import yaml
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-def held_random_episode(config: dict, seed: int, hold: int = 10):
-    """One episode of uniform random actions, each held ``hold`` agent steps: (frames, actions, rewards)
-    in bench/probe_model.py's layout, the frames carrying both the pixels and the state."""
-    from lightning_dreamer.algos.base import build_env
-    from lightning_dreamer.loading import config_from_dict
-
-    env = build_env(config_from_dict(dict(config, env=dict(config["env"], obs="both"))).env, seed=seed)
-    gen = torch.Generator().manual_seed(seed)
-    td = env.reset()
-    frames, actions, rewards, t = [td], [], [0.0], 0
-    while True:
-        if t % hold == 0:
-            action = torch.rand(env.action_spec.shape, generator=gen) * 2 - 1
-        t += 1
-        td["action"] = action
-        nxt = env.step(td)["next"]
-        frames.append(nxt)
-        actions.append(action)
-        rewards.append(float(nxt["reward"]))
-        if bool(nxt["done"]):
-            break
-        td = nxt.exclude("reward")
-    env.close()
-    return frames, torch.stack([torch.zeros_like(actions[0])] + actions).float(), torch.tensor(rewards)
-
-
 def main() -> None:
-    from bench.probe_model import sees
+    from bench.probe_model import play, sees
     from lightning_dreamer.checkpoint import read_checkpoint, run_config_of
     from lightning_dreamer.data.replay import Replay
     from lightning_dreamer.registry import get_algo
@@ -94,11 +68,12 @@ def main() -> None:
     saved = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(args.ckpt))), "replay", "saved-rank0")
     replay = Replay(r["capacity"], args.batch or r["batch_size"], r["seq_len"])
     replay.load(os.path.join(saved, sorted(os.listdir(saved))[-1]))
-    fit = [held_random_episode(config, args.probe_seed + i) for i in range(3)]
-    test = [held_random_episode(config, args.probe_seed + 3 + i) for i in range(3)]
+    fit = [play(None, config, args.probe_seed + i, hold=10) for i in range(3)]
+    test = [play(None, config, args.probe_seed + 3 + i, hold=10) for i in range(3)]
     print(f"{config['algo']} {changes or 'as the run'}: {sum(p.numel() for p in agent.world_model.parameters()):,} "
           f"world-model parameters, {len(replay):,} replay steps, batch {args.batch or r['batch_size']} x {r['seq_len']}, "
           f"probe episodes return {[round(float(e[2].sum())) for e in fit + test]}", flush=True)
+    torch.manual_seed(args.seed)  # the batches (play seeded the generator for its episodes)
     optimiser = agent.configure_optimizers()[0]
     autocast = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if args.bf16 else contextlib.nullcontext
     start, image = time.perf_counter(), []
