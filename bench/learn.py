@@ -45,9 +45,10 @@ BENCHMARKS = {
     # BF16 Intel Xeon, shared three ways most of the time, bf16-mixed), evaluations (5 episodes) at 5k-100k:
     # seed 0: 74 / 75 / 160 / 74 / 74 / 5 / 329 / 34 / 197 / 236 / 155 / 227 / 219 / 236 / 276 / 219 / 231 / 214 /
     # 214 / 191; seed 1: 26 / 74 / 75 / 74 / 66 / 217 / 245 / 106 / 202 / 195 / 196 / 183 / 188 / 184 / 172 / 210 /
-    # 204 / 200 / 186 / 191; seed 2: 75 / 75 / 75 / 186 / 75 / 74 / 259 / 186 / 252 / 99 / 147 / 180 / 229 / 241 / 214 / 175 / 172 / 183 / 180 / 183.
-    # Every seed left the wall (at 15k-35k) and then swung by up to 200 between evaluations until about 60k,
-    # then settled near 200; held-out at 100k: 184.4 +- 28.3, 191.4 +- 1.1 and 186.0 +- 3.8 (the card: 187.3 +- 3.6). The level, not the
+    # 204 / 200 / 186 / 191; seed 2: 75 / 75 / 75 / 186 / 75 / 74 / 259 / 186 / 252 / 99 / 147 / 180 / 229 /
+    # 241 / 214 / 175 / 172 / 183 / 180 / 183. Every seed left the wall (at 15k-35k) and then swung by up to 200
+    # between evaluations until about 60k, then settled near 200; held-out at 100k: 184.4 +- 28.3, 191.4 +- 1.1
+    # and 186.0 +- 3.8 (the card: 187.3 +- 3.6). The level, not the
     # escape, now stands between the recipe and its floor of 300 (the paper: 438 +- 123 with ratio 160 and
     # its sizes). The model's imagined reward stays near 0.2 a step for all the actor's trajectories and
     # its KL at about the 1.0 free nats: it still sees little (bench/vision_probe.py asks how soon it could).

@@ -22,6 +22,7 @@ comparison every 100 updates: does the model learn to tell the trajectories apar
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import time
@@ -142,6 +143,29 @@ def sees(agent, fit: list, test: list) -> None:
     print(line, flush=True)
 
 
+def saved_replay(ckpt_path: str, config: dict, batch_size: int | None = None):
+    """The replay a run saved beside its checkpoint (its latest generation), sampling ``batch_size``
+    sequences (default: the run's) of the run's length."""
+    from lightning_dreamer.data.replay import Replay
+
+    r = config["replay"]
+    saved = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(ckpt_path))), "replay", "saved-rank0")
+    replay = Replay(r["capacity"], batch_size or r["batch_size"], r["seq_len"])
+    replay.load(os.path.join(saved, sorted(os.listdir(saved))[-1]))
+    return replay
+
+
+def model_update(agent, optimiser, batch, autocast=contextlib.nullcontext) -> dict:
+    """One update of the world model alone on ``batch`` (its gradient clipped as in training); its logs."""
+    with autocast():
+        _, loss, logs = agent.model_pass(batch)
+    optimiser.zero_grad()
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(agent.world_model.parameters(), agent.config.grad_clip)
+    optimiser.step()
+    return logs
+
+
 def main() -> None:
     from lightning_dreamer.checkpoint import agent_from_checkpoint, read_checkpoint, run_config_of
 
@@ -166,12 +190,7 @@ def main() -> None:
         sees(agent, list(episodes.values()), held_out)
     if not args.more_updates:
         return
-    from lightning_dreamer.data.replay import Replay
-
-    r = config["replay"]
-    saved = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(args.ckpt))), "replay", "saved-rank0")
-    replay = Replay(r["capacity"], r["batch_size"], r["seq_len"])
-    replay.load(os.path.join(saved, sorted(os.listdir(saved))[-1]))
+    replay = saved_replay(args.ckpt, config)
     optimiser = agent.configure_optimizers()[0]
     optimiser.load_state_dict(ckpt["optimizer_states"][0])
     if args.reward_scale is not None:
@@ -180,11 +199,7 @@ def main() -> None:
     agent.train()
     start = time.perf_counter()
     for i in range(1, args.more_updates + 1):
-        _, loss, _ = agent.model_pass(replay.sample())
-        optimiser.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(agent.world_model.parameters(), agent.config.grad_clip)
-        optimiser.step()
+        model_update(agent, optimiser, replay.sample())
         if i % 100 == 0 or i == args.more_updates:
             with torch.no_grad():
                 sums = [f"{name} {float(ep[2].sum()):.0f} -> {float(predicted_rewards(agent, ep)[1:].sum()):.0f}"

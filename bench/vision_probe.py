@@ -30,9 +30,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def main() -> None:
-    from bench.probe_model import play, sees
+    from bench.probe_model import model_update, play, saved_replay, sees
     from lightning_dreamer.checkpoint import read_checkpoint, run_config_of
-    from lightning_dreamer.data.replay import Replay
     from lightning_dreamer.registry import get_algo
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -64,14 +63,11 @@ def main() -> None:
     if "pixels" not in agent.obs_keys:
         raise SystemExit(f"{args.ckpt} is not a pixel run (its observations: {agent.obs_keys})")
 
-    r = config["replay"]
-    saved = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(args.ckpt))), "replay", "saved-rank0")
-    replay = Replay(r["capacity"], args.batch or r["batch_size"], r["seq_len"])
-    replay.load(os.path.join(saved, sorted(os.listdir(saved))[-1]))
+    replay = saved_replay(args.ckpt, config, args.batch)
     fit = [play(None, config, args.probe_seed + i, hold=10) for i in range(3)]
     test = [play(None, config, args.probe_seed + 3 + i, hold=10) for i in range(3)]
     print(f"{config['algo']} {changes or 'as the run'}: {sum(p.numel() for p in agent.world_model.parameters()):,} "
-          f"world-model parameters, {len(replay):,} replay steps, batch {args.batch or r['batch_size']} x {r['seq_len']}, "
+          f"world-model parameters, {len(replay):,} replay steps, batch {replay.batch_size} x {replay.seq_len}, "
           f"probe episodes return {[round(float(e[2].sum())) for e in fit + test]}", flush=True)
     torch.manual_seed(args.seed)  # the batches (play seeded the generator for its episodes)
     optimiser = agent.configure_optimizers()[0]
@@ -79,12 +75,7 @@ def main() -> None:
     start, image = time.perf_counter(), []
     for i in range(1, args.updates + 1):
         agent.train()
-        with autocast():
-            _, loss, logs = agent.model_pass(replay.sample())
-        optimiser.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(agent.world_model.parameters(), agent.config.grad_clip)
-        optimiser.step()
+        logs = model_update(agent, optimiser, replay.sample(), autocast)
         image.append(float(logs["loss/image"]))
         if i % args.every == 0 or i == args.updates:
             agent.eval()
