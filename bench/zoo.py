@@ -19,8 +19,9 @@ folder, so runs on a machine that is gone cost nothing that finished. With every
 std over seeds, learning curves, wall-clock, the machines and precisions each seed trained on, commits,
 the command, SHA-256) with each seed's evaluations beside it (zoo/NAME/eval_seed<S>.csv; result.json:
 the held-out scores, machines and precisions, published seed). If the entry's floor holds (the mean, and every seed), the weights of the median
-seed are published (checkpoints/, zoo/index.json) and the seeds' own weight files leave the tree;
-otherwise the card says so and nothing is published (exit 1). ``status`` prints every recorded
+seed are published (checkpoints/, zoo/index.json); otherwise the card says so, nothing is published
+and an entry an earlier build published is taken out of the index (exit 1). Either way the seeds' own
+weight files then leave the tree (git history keeps them: the zoo stays small). ``status`` prints every recorded
 seed, and for every seed folder under ``--root`` the env steps and updates of its checkpoint
 against its budget, its last evaluation and the wall-clock so far. ``verify`` re-plays every entry on its card's evaluation seed and fails if a score leaves the
 card's interval. ``compare`` reads those evaluation files for every
@@ -215,8 +216,9 @@ def recorded_agent(name: str, rec: dict):
     for path in (weights, published):
         if os.path.exists(path) and ld.zoo.sha256(path) == rec["sha256"]:
             return ld.zoo.agent_from_weights(path, name.split("/")[0])
-    raise SystemExit(f"{name} seed {rec['seed']}: no weights file has its recorded SHA-256 {rec['sha256'][:16]}...; "
-                     f"delete zoo/{name}/seeds/seed{rec['seed']}.* to train it again")
+    stem = f"zoo/{name}/seeds/seed{rec['seed']}"
+    raise SystemExit(f"{name} seed {rec['seed']}: no weights file has its recorded SHA-256 {rec['sha256'][:16]}...; restore "
+                     f"{stem}.safetensors from git history (`git log -- {stem}.safetensors`) or delete {stem}.* to train it again")
 
 
 def card(name: str, records: list[dict], published: int | None, sha: str | None, svg: str, extra: tuple[str, ...] = ()) -> str:
@@ -259,7 +261,8 @@ Reproduce: `python bench/zoo.py build {" ".join([name, "--seeds", *map(str, seed
 `{records[0]["command"]}`
 
 {f"Weights: `checkpoints/{name}.safetensors`, the median seed's ({published}), SHA-256 `{sha}`." if published is not None
- else "Weights: not published (below the floor)."}
+ else f"Weights: not published (below the floor). Each seed's weights left the tree with this card; git history keeps them "
+      f"(`git log -- zoo/{name}/seeds`), under the SHA-256 of its record."}
 """
 
 
@@ -310,13 +313,15 @@ def build(args, extra) -> int:
                    "training_seed": rec["seed"], "eval_seed": EVAL_SEED, "eval_episodes": args.episodes}
         ld.zoo.export(agent, rec["config"], name, summary)
         sha = ld.zoo.entry(name)["sha256"]
-        for r in records:  # published: the seeds' own weight files leave the tree (git history keeps them)
-            weights = seed_files(name, r["seed"])[1]
-            if os.path.exists(weights):
-                os.remove(weights)
     text = card(name, records, args.seeds[median] if met else None, sha, svg_rel, tuple(extra))
     write_atomically(os.path.join(base, "zoo", name, "README.md"), text)
     print(text)
+    if not met and ld.zoo.withdraw(name):  # an earlier build published it: the index must agree with the card
+        print(f"{name}: taken out of zoo/index.json and its weights deleted (below the floor)", flush=True)
+    for r in records:  # the seeds' own weight files leave the tree, published or not (git history keeps them)
+        weights = seed_files(name, r["seed"])[1]
+        if os.path.exists(weights):
+            os.remove(weights)
     return 0 if met else 1
 
 
@@ -444,7 +449,10 @@ def main() -> int:
     c = sub.add_parser("compare")
     c.add_argument("--benchmark", default="dmc_cartpole_swingup", help="the benchmark part of the entries' names")
     c.add_argument("--readme", action="store_true", help="also write the table and curves into README.md")
-    args, extra = parser.parse_known_args()
+    argv = sys.argv[1:]  # key=value overrides for fit may stand anywhere, after --seeds too (as the cards write them)
+    overrides = [a for a in argv if "=" in a and not a.startswith("-")]
+    args, extra = parser.parse_known_args([a for a in argv if a not in overrides])
+    extra = overrides + extra
     if args.command == "compare":
         return compare(args)
     if args.command == "build" and len(args.seeds) < 3 and ENTRIES[args.name][0] is not None and not args.train_only:

@@ -153,13 +153,36 @@ def export(agent, config: dict[str, Any], name: str, summary: dict[str, Any] | N
     index[name] = {"algo": algo, "benchmark": benchmark, "env": f"{config['env']['suite']}:{config['env']['name']}",
                    "config": config_file, "weights": weights, "sha256": digest,
                    "params": params, **(summary or {})}
+    _write_index(index, base)
+    return os.path.join(base, weights)
+
+
+def withdraw(name: str, base: str | None = None) -> bool:
+    """Take entry ``name`` out of the index and delete its weights (its card and config stay):
+    what a rebuilt card below its floor asks for. The index is rewritten before the weights go,
+    so no state lists a missing file. Returns whether there was such an entry."""
+    base = base or root()
+    index = entries(base)
+    info = index.pop(name, None)
+    if info is None:
+        return False
+    _write_index(index, base)
+    weights = os.path.join(base, info["weights"])
+    if os.path.exists(weights):
+        os.remove(weights)
+    return True
+
+
+def _write_index(index: dict[str, dict[str, Any]], base: str) -> None:
+    from lightning_dreamer.files import fsync_dir
+
     path = _index_path(base)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path + ".tmp", "w") as f:
         json.dump({"entries": dict(sorted(index.items()))}, f, indent=2)
         f.write("\n")
     os.replace(path + ".tmp", path)
-    return os.path.join(base, weights)
+    fsync_dir(os.path.dirname(path))
 
 
 def table(base: str | None = None) -> str:

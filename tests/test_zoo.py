@@ -180,8 +180,8 @@ def test_bench_zoo_builds_a_card_and_the_comparison(tmp_path):
 
     # The machine is gone (its runs with it): the records alone rebuild the same card and entry, training nothing.
     shutil.rmtree(tmp_path / "runs")
-    rebuilt = zoo("build", "dreamer_v2/tiny_point", "--seeds", "0", "1", "--root", str(tmp_path / "runs"), "--episodes", "2",
-                  "run.total_env_steps=100", "run.eval_every=50", "run.threads=1")
+    rebuilt = zoo("build", "dreamer_v2/tiny_point", "--seeds", "0", "1", "run.total_env_steps=100", "run.eval_every=50",
+                  "run.threads=1", "--root", str(tmp_path / "runs"), "--episodes", "2")  # overrides right after --seeds, as cards write them
     assert rebuilt.returncode == 0, rebuilt.stdout[-2000:] + rebuilt.stderr[-2000:]
     assert f"{sys.executable} -m lightning_dreamer fit" not in rebuilt.stdout and not (tmp_path / "runs").exists()
     assert rebuilt.stdout.count("dreamer_v2/tiny_point seed") == 2 and "recorded (" in rebuilt.stdout
@@ -199,9 +199,10 @@ def test_bench_zoo_builds_a_card_and_the_comparison(tmp_path):
     os.remove(base / entry["weights"])  # the median seed's weights are nowhere now
     lost = zoo("build", "dreamer_v2/tiny_point", "--seeds", "0", "1", "--root", str(tmp_path / "runs"), "--episodes", "2",
                "run.total_env_steps=100", "run.eval_every=50", "run.threads=1")
+    stem = f"zoo/dreamer_v2/tiny_point/seeds/seed{result['published_seed']}"
     assert lost.returncode == 1 and lost.stderr.strip().splitlines() == [
         f"dreamer_v2/tiny_point seed {result['published_seed']}: no weights file has its recorded SHA-256 {entry['sha256'][:16]}...; "
-        f"delete zoo/dreamer_v2/tiny_point/seeds/seed{result['published_seed']}.* to train it again"]
+        f"restore {stem}.safetensors from git history (`git log -- {stem}.safetensors`) or delete {stem}.* to train it again"]
 
     sys.path.insert(0, os.path.join(ROOT, "bench"))
     from zoo import readme_markers
@@ -223,6 +224,20 @@ def test_bench_zoo_builds_a_card_and_the_comparison(tmp_path):
     assert refused.returncode == 1 and "lacks the comparison markers" in refused.stderr
     few = zoo("build", "dreamer_v2/dmc_cartpole_swingup", "--seeds", "0")
     assert few.returncode == 1 and "at least 3 training seeds" in few.stderr
+
+    # Rebuilt under a floor its seeds miss: the card says so, the index drops the entry the first build
+    # published, and the seeds' weight files leave the tree as they do on publishing (git history keeps them).
+    (seeds / "seed0.safetensors").write_bytes(b"a seed's weights")
+    floor = ("import sys; sys.path.insert(0, 'bench'); import zoo; "
+             "zoo.ENTRIES['dreamer_v2/tiny_point'] = (None, 1e9, None, 'a smoke run'); sys.exit(zoo.main())")
+    below = subprocess.run([sys.executable, "-c", floor, "build", "dreamer_v2/tiny_point", "--seeds", "0", "1", "--root",
+                            str(tmp_path / "runs"), "--episodes", "2", "run.total_env_steps=100", "run.eval_every=50",
+                            "run.threads=1"], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert below.returncode == 1, below.stdout[-2000:] + below.stderr[-2000:]
+    assert "dreamer_v2/tiny_point: taken out of zoo/index.json" in below.stdout
+    assert "below the floor: not published" in (folder / "README.md").read_text()
+    assert "dreamer_v2/tiny_point" not in ld.zoo.entries(base=str(base)) and not (tmp_path / "runs").exists()
+    assert sorted(os.listdir(seeds)) == ["seed0.csv", "seed0.json", "seed1.csv", "seed1.json"]
 
 
 REPO_ENTRIES = sorted(ld.zoo.entries(base=ROOT))  # the zoo this repository publishes (zoo/index.json)
