@@ -12,6 +12,12 @@ pole (the zoo's held random baseline, 181 on average): 3 to fit the probe, 3 to 
 
     python bench/vision_probe.py runs/v2_pixels/checkpoints/last.ckpt --updates 1500
     python bench/vision_probe.py runs/v2_pixels/checkpoints/last.ckpt --updates 1500 --set model.cnn_depth=32
+
+``--recipe KEY`` builds the fresh model from a recipe of bench/learn.py instead of the run's
+hyperparameters, so one saved replay (of any pixel run on the same env) compares recipes:
+
+    python bench/vision_probe.py runs/zoo/dreamer_v1/dmc_cartpole_swingup/seed0/checkpoints/last.ckpt \
+        --recipe v2_pixels --set model.cnn_depth=32
 """
 
 from __future__ import annotations
@@ -36,6 +42,8 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("ckpt", help="a pixel Dreamer run's checkpoint, its replay saved beside it")
+    parser.add_argument("--recipe", help="a bench/learn.py recipe (v2_pixels, v1_pixels, ...) whose model to train, "
+                        "instead of the run's")
     parser.add_argument("--set", nargs="*", default=[], metavar="model.KEY=VALUE", help="hyperparameters to change")
     parser.add_argument("--updates", type=int, default=1500)
     parser.add_argument("--every", type=int, default=250)
@@ -54,19 +62,22 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     ckpt = read_checkpoint(args.ckpt)
     config = run_config_of(ckpt)
-    hparams = dict(ckpt["hyper_parameters"])
-    unknown = sorted(set(changes) - set(config["model"]))
-    if unknown:
-        raise SystemExit(f"--set: unknown model keys {unknown}; this run's are {sorted(config['model'])}")
-    torch.manual_seed(args.seed)
-    agent = get_algo(config["algo"])(**{**hparams, **changes})
+    if args.recipe:
+        agent, config = recipe_agent(args.recipe, args.set, config, args.seed)
+    else:
+        hparams = dict(ckpt["hyper_parameters"])
+        unknown = sorted(set(changes) - set(config["model"]))
+        if unknown:
+            raise SystemExit(f"--set: unknown model keys {unknown}; this run's are {sorted(config['model'])}")
+        torch.manual_seed(args.seed)
+        agent = get_algo(config["algo"])(**{**hparams, **changes})
     if "pixels" not in agent.obs_keys:
         raise SystemExit(f"{args.ckpt} is not a pixel run (its observations: {agent.obs_keys})")
 
     replay = saved_replay(args.ckpt, config, args.batch)
     fit = [play(None, config, args.probe_seed + i, hold=10) for i in range(3)]
     test = [play(None, config, args.probe_seed + 3 + i, hold=10) for i in range(3)]
-    print(f"{config['algo']} {changes or 'as the run'}: {sum(p.numel() for p in agent.world_model.parameters()):,} "
+    print(f"{config['algo']} {'recipe ' + args.recipe if args.recipe else 'as the run'} {changes or ''}: {sum(p.numel() for p in agent.world_model.parameters()):,} "
           f"world-model parameters, {len(replay):,} replay steps, batch {replay.batch_size} x {replay.seq_len}, "
           f"probe episodes return {[round(float(e[2].sum())) for e in fit + test]}", flush=True)
     torch.manual_seed(args.seed)  # the batches (play seeded the generator for its episodes)
@@ -84,6 +95,31 @@ def main() -> None:
             with torch.no_grad():
                 sees(agent, fit, test)
             image = []
+
+
+def recipe_agent(key: str, overrides: list[str], run: dict, seed: int):
+    """A fresh agent of bench/learn.py's recipe ``key`` (with ``overrides``) and its config, for a
+    replay saved by ``run`` (its env must be the recipe's)."""
+    from bench.learn import BENCHMARKS, ROOT
+    from lightning_dreamer.config import to_dict
+    from lightning_dreamer.errors import UserError
+    from lightning_dreamer.loading import load_config
+    from lightning_dreamer.train import build_agent
+
+    if key not in BENCHMARKS:
+        raise SystemExit(f"--recipe: no recipe {key!r}; bench/learn.py has {sorted(BENCHMARKS)}")
+    files, recipe_overrides = BENCHMARKS[key][:2]
+    try:
+        cfg = load_config([os.path.join(ROOT, f) for f in files], [*recipe_overrides, *overrides])
+    except UserError as err:
+        raise SystemExit(f"--recipe {key}: {err}") from None
+    config = to_dict(cfg)
+    keys = ("suite", "name", "obs", "image_size", "grayscale", "action_repeat")  # what the replay's steps depend on
+    ours, theirs = ({k: c["env"].get(k) for k in keys} for c in (config, run))
+    if ours != theirs:
+        raise SystemExit(f"--recipe {key}: its env {ours} is not the run's {theirs}")
+    torch.manual_seed(seed)
+    return build_agent(cfg), config
 
 
 if __name__ == "__main__":
