@@ -57,9 +57,9 @@ BENCHMARKS = {
     # 1.68 s per world-model update, 5.5M world-model parameters against 2.0M at depth 16): reconstruction error /
     # the mean image's 0.880 / 0.658 / 0.586 / 0.557 / 0.540 / 0.516 after 250-1500 updates; the linear probe's R² of
     # cart position 0.76 -> 0.98 and cart velocity 0.74 -> 0.88, but of the pole's cosine, sine and angular
-    # velocity <= 0.02 throughout (-1.1 to -1.3 for the velocity). The probe is a ridge (penalty 1) on 1,224
-    # features fitted on 3 episodes, so part of that may be its overfitting; the run of depth 16 beside it was
-    # stopped to free the core.
+    # velocity <= 0.02 throughout (-1.1 to -1.3 for the velocity). The probe was then a ridge of fixed penalty 1
+    # on 1,224 features fitted on 3 episodes, so part of that may be its overfitting (it now picks its penalty per
+    # dimension by leave-one-episode-out); the run of depth 16 beside it was stopped to free the core.
     "v2_pixels": (["configs/v2_dmc_cartpole_swingup.yaml", "configs/presets/cpu.yaml"],
                   ["replay.prefill_hold=10", "model.critic_lr=3e-4"], 200),
     # Departures from the V1 paper. Both: random prefill actions held 10 agent steps, and an actor

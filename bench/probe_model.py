@@ -113,25 +113,53 @@ def report(agent, name: str, episode, horizon: int = 15) -> None:
           f"{np.mean(recorded):.2f}, its actor {np.mean(actor):.2f}", flush=True)
 
 
+PENALTIES = (1e-2, 1.0, 1e2, 1e4)  # the linear probe's ridge penalties, one picked per state dimension
+
+
+def ridge(x: np.ndarray, y: np.ndarray, penalty: float) -> np.ndarray:
+    """Ridge regression weights of ``y`` on ``x`` with an unpenalised intercept (its last row)."""
+    a = np.c_[x, np.ones(len(x))]
+    eye = np.eye(a.shape[1])
+    eye[-1, -1] = 0.0
+    return np.linalg.solve(a.T @ a + penalty * eye, a.T @ y)
+
+
+def linear_probe(xs: list, ys: list, x_test: np.ndarray) -> tuple[np.ndarray, list[float]]:
+    """Predictions for ``x_test`` of a ridge probe fitted on the episodes ``xs``/``ys``, its penalty
+    chosen per target dimension by leave-one-episode-out error (a model's features can outnumber the
+    steps of a few episodes, where a fixed small penalty overfits); returns them and the penalties."""
+    errors = np.zeros((len(PENALTIES), ys[0].shape[1]))
+    for k, penalty in enumerate(PENALTIES):
+        for i in range(len(xs)):
+            rest = [j for j in range(len(xs)) if j != i]
+            w = ridge(np.concatenate([xs[j] for j in rest]), np.concatenate([ys[j] for j in rest]), penalty)
+            errors[k] += ((ys[i] - np.c_[xs[i], np.ones(len(xs[i]))] @ w) ** 2).sum(0)
+    best = errors.argmin(0)
+    pred = np.zeros((len(x_test), ys[0].shape[1]))
+    for k in sorted(set(best.tolist())):
+        w = ridge(np.concatenate(xs), np.concatenate(ys), PENALTIES[k])
+        pred[:, best == k] = (np.c_[x_test, np.ones(len(x_test))] @ w)[:, best == k]
+    return pred, [PENALTIES[k] for k in best]
+
+
 def sees(agent, fit: list, test: list) -> None:
-    """Does the model see the state? A linear probe (ridge regression, penalty 1) from the posterior
-    features to the true state vector, fitted on the ``fit`` episodes and scored (R² per dimension) on
-    the ``test`` ones; for a pixel model also the reconstruction error against the error of the test
-    frames' mean image (1.0: it draws the mean image, nothing of the cart or pole)."""
+    """Does the model see the state? A linear probe (ridge regression, its penalty picked per
+    dimension on the ``fit`` episodes) from the posterior features to the true state vector, fitted on
+    the ``fit`` episodes and scored (R² per dimension) on the ``test`` ones; for a pixel model also the
+    reconstruction error against the error of the test frames' mean image (1.0: it draws the mean
+    image, nothing of the cart or pole)."""
     def features(episodes):  # (T+1, F) posterior features of each episode
         return [agent.rssm.feat(posterior(agent, frames, actions))[0] for frames, actions, _ in episodes]
 
-    def states(episodes):
-        return np.concatenate([torch.stack([f["state"] for f in frames])[1:].numpy() for frames, _, _ in episodes])
+    def states(episodes):  # (T, S) true states of each episode, aligned with features[1:]
+        return [torch.stack([f["state"] for f in frames])[1:].numpy() for frames, _, _ in episodes]
 
-    x_fit, y_fit = np.concatenate([f[1:].numpy() for f in features(fit)]), states(fit)
     test_feats = features(test)
-    x_test, y_test = np.concatenate([f[1:].numpy() for f in test_feats]), states(test)
-    a = np.c_[x_fit, np.ones(len(x_fit))]
-    w = np.linalg.solve(a.T @ a + np.eye(a.shape[1]), a.T @ y_fit)
-    pred = np.c_[x_test, np.ones(len(x_test))] @ w
+    x_test, y_test = np.concatenate([f[1:].numpy() for f in test_feats]), np.concatenate(states(test))
+    pred, penalties = linear_probe([f[1:].numpy() for f in features(fit)], states(fit), x_test)
     r2 = 1 - ((y_test - pred) ** 2).sum(0) / ((y_test - y_test.mean(0)) ** 2).sum(0)
-    line = f"linear probe of the true state from the features, R² per dimension on held-out episodes: {np.round(r2, 2).tolist()}"
+    line = (f"linear probe of the true state from the features, R² per dimension on held-out episodes: "
+            f"{np.round(r2, 2).tolist()} (ridge penalties {penalties})")
     if "pixels" in agent.obs_keys:
         errors, means = [], []
         for (frames, _, _), feat in zip(test, test_feats):
