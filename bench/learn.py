@@ -133,8 +133,8 @@ BENCHMARKS = {
     # model.kl_free=1.0 added (seed 1, same machine, stopped at 75k): 74 / 72 / 109 / 74 / 203 / 184 / 150 / 46 / 182
     # / 14 / 11 / 137 / 53 / 184 / 90, its KL 0.24-1.19 nats, above 1.0 in 21 % of the logged updates: no better, the
     # prior still mostly idle (the posterior stays within a few nats of it untrained). Next candidates: the paper's
-    # CNN depth 32 (the preset's 16; bench/vision_probe.py on seed 0's replay above: a V2 model of depth 32 finds the cart, not the
-    # pole), and no free nats.
+    # CNN depth 32 (the preset's 16; bench/vision_probe.py on seed 0's replay above: a V2 model of depth 32 finds
+    # the cart, not the pole), and no free nats.
     "v1_pixels": (["configs/v1_dmc_cartpole_swingup.yaml", "configs/presets/v1_cpu.yaml"],
                   ["replay.prefill_hold=10", "model.actor_entropy=1e-2"], 150),
     # World Models with the cpu preset, seed 0 on a CPU (2026-11-24, bench/zoo.py): training evaluations
