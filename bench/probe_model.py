@@ -116,29 +116,33 @@ def report(agent, name: str, episode, horizon: int = 15) -> None:
 PENALTIES = (1e-2, 1.0, 1e2, 1e4)  # the linear probe's ridge penalties, one picked per state dimension
 
 
-def ridge(x: np.ndarray, y: np.ndarray, penalty: float) -> np.ndarray:
-    """Ridge regression weights of ``y`` on ``x`` with an unpenalised intercept (its last row)."""
-    a = np.c_[x, np.ones(len(x))]
-    eye = np.eye(a.shape[1])
+def with_intercept(x: np.ndarray) -> np.ndarray:
+    return np.c_[x, np.ones(len(x))]
+
+
+def ridge(gram: np.ndarray, xty: np.ndarray, penalty: float) -> np.ndarray:
+    """Ridge regression weights from the normal equations (``gram`` = A^T A, ``xty`` = A^T y of
+    ``with_intercept(x)``), the intercept (last row) unpenalised."""
+    eye = np.eye(len(gram))
     eye[-1, -1] = 0.0
-    return np.linalg.solve(a.T @ a + penalty * eye, a.T @ y)
+    return np.linalg.solve(gram + penalty * eye, xty)
 
 
 def linear_probe(xs: list, ys: list, x_test: np.ndarray) -> tuple[np.ndarray, list[float]]:
     """Predictions for ``x_test`` of a ridge probe fitted on the episodes ``xs``/``ys``, its penalty
     chosen per target dimension by leave-one-episode-out error (a model's features can outnumber the
     steps of a few episodes, where a fixed small penalty overfits); returns them and the penalties."""
+    parts = [(a.T @ a, a.T @ y) for a, y in ((with_intercept(x), y) for x, y in zip(xs, ys))]  # per episode
+    gram, xty = sum(p[0] for p in parts), sum(p[1] for p in parts)
     errors = np.zeros((len(PENALTIES), ys[0].shape[1]))
-    for k, penalty in enumerate(PENALTIES):
-        for i in range(len(xs)):
-            rest = [j for j in range(len(xs)) if j != i]
-            w = ridge(np.concatenate([xs[j] for j in rest]), np.concatenate([ys[j] for j in rest]), penalty)
-            errors[k] += ((ys[i] - np.c_[xs[i], np.ones(len(xs[i]))] @ w) ** 2).sum(0)
+    for i, (x, y) in enumerate(zip(xs, ys)):  # each fold's normal equations: the whole minus its held-out episode
+        fold = (gram - parts[i][0], xty - parts[i][1])
+        for k, penalty in enumerate(PENALTIES):
+            errors[k] += ((y - with_intercept(x) @ ridge(*fold, penalty)) ** 2).sum(0)
     best = errors.argmin(0)
     pred = np.zeros((len(x_test), ys[0].shape[1]))
     for k in sorted(set(best.tolist())):
-        w = ridge(np.concatenate(xs), np.concatenate(ys), PENALTIES[k])
-        pred[:, best == k] = (np.c_[x_test, np.ones(len(x_test))] @ w)[:, best == k]
+        pred[:, best == k] = (with_intercept(x_test) @ ridge(gram, xty, PENALTIES[k]))[:, best == k]
     return pred, [PENALTIES[k] for k in best]
 
 

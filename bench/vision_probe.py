@@ -77,7 +77,8 @@ def main() -> None:
     replay = saved_replay(args.ckpt, config, args.batch)
     fit = [play(None, config, args.probe_seed + i, hold=10) for i in range(3)]
     test = [play(None, config, args.probe_seed + 3 + i, hold=10) for i in range(3)]
-    print(f"{config['algo']} {'recipe ' + args.recipe if args.recipe else 'as the run'} {changes or ''}: {sum(p.numel() for p in agent.world_model.parameters()):,} "
+    which = f"recipe {args.recipe}" if args.recipe else "as the run"
+    print(f"{config['algo']} {which} {changes or ''}: {sum(p.numel() for p in agent.world_model.parameters()):,} "
           f"world-model parameters, {len(replay):,} replay steps, batch {replay.batch_size} x {replay.seq_len}, "
           f"probe episodes return {[round(float(e[2].sum())) for e in fit + test]}", flush=True)
     torch.manual_seed(args.seed)  # the batches (play seeded the generator for its episodes)
