@@ -134,7 +134,7 @@ BENCHMARKS = {
     # / 14 / 11 / 137 / 53 / 184 / 90, its KL 0.24-1.19 nats, above 1.0 in 21 % of the logged updates: no better, the
     # prior still mostly idle (the posterior stays within a few nats of it untrained), so the free nats are not what
     # holds it back. The recipe now takes the paper's CNN depth 32 (the preset's 16): the world model is what sees too
-    # little (bench/vision_probe.py on seed 0's replay above: a model of depth 32 finds the cart within 1,500 updates;
+    # little (bench/vision_probe.py on seed 0's replay above: a V2 model of depth 32 finds the cart in 1,500 updates;
     # fresh V1 models on a 13k-step replay, 2026-11-23: depth 32 at 0.92x the mean image's error after 500 updates,
     # depth 16 still 1.01x after 600). It costs ~1.65x per update (1.76 s against 1.07 s on one EPYC core).
     # With it (2026-12-07, the zoo's seeds 0 and 1, bench/zoo.py, one core each of the same EPYC, bf16-mixed, ~7,050 s
@@ -148,7 +148,7 @@ BENCHMARKS = {
     # the actor is steered by a model that barely tells a swing-up from the wall. Seed 1 is under the floor of 100
     # again, so this recipe cannot pass either. A next candidate: the reward loss scaled up (model.loss_scales.reward,
     # 1 here), which earlier moved a pixel model's predicted swing-up sum from 156 to 383 (above). Fresh models of this
-    # recipe on seed 0's replay above (`bench/vision_probe.py CKPT --recipe v1_pixels [--set model.loss_scales.reward=10]
+    # recipe on this recipe's seed 0 replay (`bench/vision_probe.py CKPT --recipe v1_pixels [--set model.loss_scales.reward=10]
     # --updates 300 --every 150 --bf16`, one core each, 1.5 s per update): after 300 updates both still draw the mean
     # image (1.067x its error) and find none of the state (R² <= 0.13): too few updates to tell the two apart.
     "v1_pixels": (["configs/v1_dmc_cartpole_swingup.yaml", "configs/presets/v1_cpu.yaml"],
