@@ -148,8 +148,8 @@ BENCHMARKS = {
     # the actor is steered by a model that barely tells a swing-up from the wall. Seed 1 is under the floor of 100
     # again, so this recipe cannot pass either. A next candidate: the reward loss scaled up (model.loss_scales.reward,
     # 1 here), which earlier moved a pixel model's predicted swing-up sum from 156 to 383 (above). Fresh models of this
-    # recipe on this recipe's seed 0 replay (`bench/vision_probe.py CKPT --recipe v1_pixels [--set model.loss_scales.reward=10]
-    # --updates 300 --every 150 --bf16`, one core each, 1.5 s per update): after 300 updates both still draw the mean
+    # recipe on its seed 0's replay (`bench/vision_probe.py CKPT --recipe v1_pixels --updates 300 --every 150 --bf16
+    # [--set model.loss_scales.reward=10]`, one core each, 1.5 s per update): after 300 updates both still draw the mean
     # image (1.067x its error) and find none of the state (R² <= 0.13): too few updates to tell the two apart.
     "v1_pixels": (["configs/v1_dmc_cartpole_swingup.yaml", "configs/presets/v1_cpu.yaml"],
                   ["replay.prefill_hold=10", "model.actor_entropy=1e-2", "model.cnn_depth=32"], 150),
