@@ -15,7 +15,7 @@ image's. The reference agent sees the state vector, so the episodes are played w
 (the checkpoint's model optimiser, optionally another reward loss scale) and repeats the reward
 comparison every 100 updates: does the model learn to tell the trajectories apart with more training?
 
-    python bench/probe_model.py runs/v1/checkpoints/last.ckpt --reference runs/v2_state/checkpoints/last.ckpt
+    python bench/probe_model.py runs/v1/checkpoints/last.ckpt --reference zoo:dreamer_v2/dmc_cartpole_swingup_state
     python bench/probe_model.py runs/v1/checkpoints/last.ckpt --reference REF --more-updates 400 --reward-scale 10
 """
 
@@ -199,11 +199,13 @@ def model_update(agent, optimiser, batch, autocast=contextlib.nullcontext) -> di
 
 
 def main() -> None:
+    from lightning_dreamer import zoo
     from lightning_dreamer.checkpoint import agent_from_checkpoint, read_checkpoint, run_config_of
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("ckpt", help="a Dreamer V1/V2 run's checkpoint (its replay beside it for --more-updates)")
-    parser.add_argument("--reference", required=True, help="checkpoint of an agent that solves the task from the state vector")
+    parser.add_argument("--reference", required=True,
+                        help="an agent that solves the task from the state vector: its checkpoint, or zoo:NAME")
     parser.add_argument("--seed", type=int, default=123)
     parser.add_argument("--more-updates", type=int, default=0)
     parser.add_argument("--reward-scale", type=float, help="the reward loss scale for --more-updates (default: the run's)")
@@ -212,7 +214,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     ckpt = read_checkpoint(args.ckpt)
     agent, config = agent_from_checkpoint(ckpt), run_config_of(ckpt)
-    reference = agent_from_checkpoint(read_checkpoint(args.reference))
+    reference = (zoo.load(args.reference[len(zoo.PREFIX):]) if args.reference.startswith(zoo.PREFIX)
+                 else agent_from_checkpoint(read_checkpoint(args.reference)))
     episodes = {name: play(policy, config, args.seed) for name, policy in
                 (("its own policy", agent), ("reference agent", reference), ("random actions", None))}
     held_out = [play(policy, config, args.seed + 1) for policy in (agent, reference, None)]
