@@ -168,7 +168,8 @@ BENCHMARKS = {
     # 152 / 176 / 184 / 174 / 182 / 144 / 171 / 130 / 170 / 189 (held-out 186.2 +- 24.9); seed 1: 74 / 68 / 74 / 74 /
     # 79 / 73 / 75 / 107 / 140 / 97 / 132 / 75 / 48 / 168 / 36 / 154 / 146 / 127 / 142 / 151 (held-out 136.5 +- 27.2).
     # Both above the floor of 100 for every seed, mean 161.4 (floor 150); seed 2 is next. Still swings (seed 1: 168
-    # at 70k, 36 at 75k) but the last 25k steadier than at ratio 64: seed 1 127-154 over 80k-100k against 55-125 (depth 32).
+    # at 70k, 36 at 75k), but the last 25k are steadier than at ratio 64: seed 1 127-154 over 80k-100k, against
+    # 55-125 at depth 32.
     "v1_pixels": (["configs/v1_dmc_cartpole_swingup.yaml", "configs/presets/v1_cpu.yaml"],
                   ["replay.prefill_hold=10", "model.actor_entropy=1e-2", "replay.train_ratio=128"], 150),
     # World Models with the cpu preset, seed 0 on a CPU (2026-11-24, bench/zoo.py): training evaluations
