@@ -199,8 +199,7 @@ def model_update(agent, optimiser, batch, autocast=contextlib.nullcontext) -> di
 
 
 def main() -> None:
-    from lightning_dreamer import zoo
-    from lightning_dreamer.checkpoint import agent_from_checkpoint, read_checkpoint, run_config_of
+    from lightning_dreamer.checkpoint import agent_from_checkpoint, load_agent, read_checkpoint, run_config_of
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("ckpt", help="a Dreamer V1/V2 run's checkpoint (its replay beside it for --more-updates)")
@@ -214,8 +213,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     ckpt = read_checkpoint(args.ckpt)
     agent, config = agent_from_checkpoint(ckpt), run_config_of(ckpt)
-    reference = (zoo.load(args.reference[len(zoo.PREFIX):]) if args.reference.startswith(zoo.PREFIX)
-                 else agent_from_checkpoint(read_checkpoint(args.reference)))
+    reference = load_agent(args.reference)[0]
     episodes = {name: play(policy, config, args.seed) for name, policy in
                 (("its own policy", agent), ("reference agent", reference), ("random actions", None))}
     held_out = [play(policy, config, args.seed + 1) for policy in (agent, reference, None)]

@@ -37,14 +37,10 @@ MAX_PRE_TANH = 3.0  # teacher actions at +-1 are fit as +-atanh(tanh(3)) = +-3 b
 
 def load_teacher(spec: str):
     """A zoo entry (``zoo:NAME``) or a checkpoint path: (agent in eval mode, its run's env config)."""
-    from lightning_dreamer import zoo
-    from lightning_dreamer.checkpoint import agent_from_checkpoint, read_checkpoint, run_config_of
+    from lightning_dreamer.checkpoint import load_agent
 
-    if spec.startswith(zoo.PREFIX):
-        name = spec[len(zoo.PREFIX):]
-        return zoo.load(name), zoo.run_config(name)["env"]
-    ckpt = read_checkpoint(spec)
-    return agent_from_checkpoint(ckpt), run_config_of(ckpt)["env"]
+    agent, config, _ = load_agent(spec)
+    return agent, config["env"]
 
 
 def play_round(student, teacher, env_cfg, seed: int, episodes: int, weights, data: list) -> list[float]:

@@ -164,8 +164,7 @@ def cmd_eval(args: argparse.Namespace, extra: list[str]) -> int:
 
     from lightning_dreamer.algos.base import build_env
     from lightning_dreamer.callbacks import write_video
-    from lightning_dreamer import zoo
-    from lightning_dreamer.checkpoint import agent_from_checkpoint, read_checkpoint, run_config_of
+    from lightning_dreamer.checkpoint import load_agent
     from lightning_dreamer.loading import config_from_dict
 
     if extra:
@@ -176,15 +175,8 @@ def cmd_eval(args: argparse.Namespace, extra: list[str]) -> int:
         if not args.video.endswith((".mp4", ".gif")):
             raise CLIError(f"--video {args.video}: the file must end in .mp4 or .gif")
         _check_run_dir(os.path.dirname(os.path.abspath(args.video)))
-    if args.ckpt.startswith(zoo.PREFIX):  # a published agent, by name
-        name = args.ckpt[len(zoo.PREFIX):]
-        cfg = config_from_dict(zoo.run_config(name))
-        steps = zoo.entry(name).get("env_steps")
-        module, trained = zoo.load(name), f"zoo entry {name}" + (f", {steps:,} env steps" if isinstance(steps, int) else "")
-    else:
-        ckpt = read_checkpoint(args.ckpt)
-        cfg = config_from_dict(run_config_of(ckpt))
-        module, trained = agent_from_checkpoint(ckpt), f"{ckpt.get('lightning_dreamer', {}).get('updates', '?')} updates"
+    module, run_config, trained = load_agent(args.ckpt)
+    cfg = config_from_dict(run_config)
     torch.set_num_threads(cfg.run.threads or (os.cpu_count() or 1))
     torch.manual_seed(args.seed)
     env_cfg = cfg.env

@@ -61,3 +61,20 @@ def agent_from_checkpoint(ckpt: dict[str, Any]):
         agent = algo(spec_for(config_from_dict(config).env), **config["model"])
     agent.load_state_dict(ckpt["state_dict"])
     return agent.eval()
+
+
+def load_agent(source: str):
+    """The agent ``source`` names, for every command that takes one: ``zoo:NAME`` (a published agent,
+    its hash checked) or a checkpoint path. Returns (agent in eval mode on the CPU, the full run config
+    it was trained with as a plain dict, a few words on how far it was trained)."""
+    from lightning_dreamer import zoo
+
+    if source.startswith(zoo.PREFIX):
+        name = source[len(zoo.PREFIX):]
+        config = zoo.run_config(name)
+        steps = zoo.entry(name).get("env_steps")
+        trained = f"zoo entry {name}" + (f", {steps:,} env steps" if isinstance(steps, int) else "")
+        return zoo.load(name), config, trained
+    ckpt = read_checkpoint(source)
+    trained = f"{ckpt.get('lightning_dreamer', {}).get('updates', '?')} updates"
+    return agent_from_checkpoint(ckpt), run_config_of(ckpt), trained

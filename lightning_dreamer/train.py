@@ -144,12 +144,9 @@ def build_agent(cfg):
 
 def initial_weights(init: str) -> dict:
     """The weights ``--init`` names: ``zoo:NAME`` (hash checked) or a checkpoint path."""
-    from lightning_dreamer import zoo
-    from lightning_dreamer.checkpoint import read_checkpoint
+    from lightning_dreamer.checkpoint import load_agent
 
-    if init.startswith(zoo.PREFIX):
-        return zoo.load(init[len(zoo.PREFIX):]).state_dict()
-    return read_checkpoint(init)["state_dict"]
+    return load_agent(init)[0].state_dict()
 
 
 def fit(cfg, ckpt_path: str | None = None, callbacks=(), ckpt: dict | None = None, init: str | None = None):

@@ -9,7 +9,7 @@ import torch
 import lightning_dreamer as ld
 from conftest import ROOT, TINY_CONFIGS
 from lightning_dreamer.__main__ import main
-from lightning_dreamer.checkpoint import agent_from_checkpoint, read_checkpoint, run_config_of
+from lightning_dreamer.checkpoint import agent_from_checkpoint, load_agent, read_checkpoint, run_config_of
 from lightning_dreamer.errors import UserError
 
 QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false", "run.threads=1"]
@@ -98,6 +98,22 @@ def test_a_changed_file_and_an_unknown_name_are_one_line(tiny_zoo, capsys):
     assert err.count("\n") == 1 and "refusing a changed or damaged file" in err
 
 
+def test_one_loader_reads_an_entry_and_a_checkpoint_alike(tiny_zoo, tmp_path):
+    """``zoo:NAME`` and a checkpoint path (what eval, --init and the bench scripts take) give the
+    same agent and the same run config when the entry was exported from that checkpoint."""
+    base, trained = tiny_zoo
+    last = str(tmp_path / "run" / "checkpoints" / "last.ckpt")
+    (from_zoo, zoo_config, zoo_words), (from_ckpt, ckpt_config, ckpt_words) = (
+        load_agent("zoo:dreamer_v2/tiny_point"), load_agent(last))
+    assert type(from_zoo) is type(from_ckpt) and not from_zoo.training and not from_ckpt.training
+    ours, theirs = from_zoo.state_dict(), from_ckpt.state_dict()
+    assert set(ours) == set(theirs) and all(torch.equal(ours[k], theirs[k]) for k in ours)
+    assert zoo_config["env"] == ckpt_config["env"] and zoo_config["algo"] == ckpt_config["algo"] == "dreamer_v2"
+    assert zoo_words == "zoo entry dreamer_v2/tiny_point, 70 env steps" and ckpt_words.endswith(" updates")
+    with pytest.raises(UserError, match="checkpoint not found"):
+        load_agent(str(tmp_path / "missing.ckpt"))
+
+
 @pytest.mark.slow
 def test_eval_and_fine_tuning_from_an_entry(tiny_zoo, tmp_path, capsys):
     assert main(["eval", "--ckpt", "zoo:dreamer_v2/tiny_point", "--episodes", "1"]) == 0
@@ -107,6 +123,9 @@ def test_eval_and_fine_tuning_from_an_entry(tiny_zoo, tmp_path, capsys):
     assert main(["fit", "--config", config, f"run.dir={run}", "run.total_env_steps=66", "replay.pretrain=0",
                  "--init", "zoo:dreamer_v2/tiny_point", *QUIET]) == 0
     assert "initialised from zoo:dreamer_v2/tiny_point" in capsys.readouterr().out
+    assert main(["fit", "--config", config, f"run.dir={tmp_path / 'from_ckpt'}", "run.total_env_steps=66", "replay.pretrain=0",
+                 "--init", str(run / "checkpoints" / "last.ckpt"), *QUIET]) == 0
+    assert f"initialised from {run}" in capsys.readouterr().out
     # Weights that do not fit the config are refused on one line before any work.
     assert main(["fit", "--config", config, f"run.dir={tmp_path / 'other'}", "model.deter=64",
                  "--init", "zoo:dreamer_v2/tiny_point", *QUIET]) == 2
