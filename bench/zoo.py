@@ -146,6 +146,12 @@ def seed_command(name: str, command: list[str]) -> str:
     return " ".join(words)
 
 
+def without_threads(command: str) -> str:
+    """A seed command less its thread count: how many cores a machine lends a run is not part of the
+    recipe (the records keep the command as run; a seed may resume with other threads)."""
+    return " ".join(word for word in command.split() if not word.startswith("run.threads="))
+
+
 def commit() -> str:
     """The project's commit (a copy of the tree without .git, such as a GPU machine's, is told it by $ZOO_COMMIT)."""
     return subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip() \
@@ -199,7 +205,7 @@ def recorded(name: str, seed: int, command: list[str], episodes: int) -> dict | 
     with open(json_path) as f:
         rec = json.load(f)
     now = seed_command(name, command)
-    if (rec["command"], rec["episodes"]) != (now, episodes):
+    if (without_threads(rec["command"]), rec["episodes"]) != (without_threads(now), episodes):
         raise SystemExit(f"{name} seed {seed} is recorded as trained by `{rec['command']}` and evaluated on {rec['episodes']} "
                          f"episodes, not by `{now}` on {episodes}: give the same arguments, or delete "
                          f"zoo/{name}/seeds/seed{seed}.* to train it again")
@@ -257,7 +263,7 @@ Learning curves: `{svg}`, from each seed's evaluations during training (`eval_se
 `python -m lightning_dreamer compare` reads them). Wall-clock {wall / 3600:.2f} h over all seeds on
 {where}. Commit {commits} (the seeds' records: `seeds/`).
 
-Reproduce: `python bench/zoo.py build {" ".join([name, "--seeds", *map(str, seeds), *extra])}`, which runs for each seed S:
+Reproduce: `python bench/zoo.py build {without_threads(" ".join([name, "--seeds", *map(str, seeds), *extra]))}`, which runs for each seed S:
 `{records[0]["command"]}`
 
 {f"Weights: `checkpoints/{name}.safetensors`, the median seed's ({published}), SHA-256 `{sha}`." if published is not None

@@ -159,7 +159,7 @@ def test_bench_zoo_builds_a_card_and_the_comparison(tmp_path):
     assert "Environment: gym `lightning_dreamer/Point-v0` from 64x64 pixels and the state vector" in card  # configs/tiny_point.yaml's env
     assert str(tmp_path) not in card  # the command reproduces without this machine's folders
     assert "run.seed=<S> run.dir=runs/zoo/dreamer_v2/tiny_point/seed<S>" in card
-    assert "--seeds 0 1 run.total_env_steps=100 run.eval_every=50 run.threads=1" in card
+    assert "--seeds 0 1 run.total_env_steps=100 run.eval_every=50`" in card  # the thread count is the machine's, not the recipe's
     for seed in (0, 1):  # each seed's training evaluations, as its run wrote them
         run_eval = (tmp_path / "runs" / "dreamer_v2" / "tiny_point" / f"seed{seed}" / "eval.csv").read_text()
         assert (folder / f"eval_seed{seed}.csv").read_text() == run_eval
@@ -200,7 +200,7 @@ def test_bench_zoo_builds_a_card_and_the_comparison(tmp_path):
     # The machine is gone (its runs with it): the records alone rebuild the same card and entry, training nothing.
     shutil.rmtree(tmp_path / "runs")
     rebuilt = zoo("build", "dreamer_v2/tiny_point", "--seeds", "0", "1", "run.total_env_steps=100", "run.eval_every=50",
-                  "run.threads=1", "--root", str(tmp_path / "runs"), "--episodes", "2")  # overrides right after --seeds, as cards write them
+                  "run.threads=2", "--root", str(tmp_path / "runs"), "--episodes", "2")  # overrides right after --seeds, as cards write them; the thread count is not the recipe
     assert rebuilt.returncode == 0, rebuilt.stdout[-2000:] + rebuilt.stderr[-2000:]
     assert f"{sys.executable} -m lightning_dreamer fit" not in rebuilt.stdout and not (tmp_path / "runs").exists()
     assert rebuilt.stdout.count("dreamer_v2/tiny_point seed") == 2 and "recorded (" in rebuilt.stdout
