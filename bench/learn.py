@@ -171,9 +171,11 @@ BENCHMARKS = {
     # updates), evaluations (5 episodes) at 5k-100k: seed 0: 75 / 75 / 174 / 156 / 131 / 76 / 84 / 88 / 75 / 151 /
     # 152 / 176 / 184 / 174 / 182 / 144 / 171 / 130 / 170 / 189 (held-out 186.2 +- 24.9); seed 1: 74 / 68 / 74 / 74 /
     # 79 / 73 / 75 / 107 / 140 / 97 / 132 / 75 / 48 / 168 / 36 / 154 / 146 / 127 / 142 / 151 (held-out 136.5 +- 27.2).
-    # Both above the floor of 100 for every seed, mean 161.4 (floor 150); seed 2 is next. Still swings (seed 1: 168
+    # Both above the floor of 100 for every seed, mean 161.4 (floor 150). Still swings (seed 1: 168
     # at 70k, 36 at 75k), but the last 25k are steadier than at ratio 64: seed 1 127-154 over 80k-100k, against
-    # 55-125 at depth 32.
+    # 55-125 at depth 32. Seed 2 (2026-12-07, same EPYC kind, run.threads=2 from 20k on, alone, ~1.0 s per update):
+    # 73 / 76 / 79 / 44 / 89 / 109 / 189 / 108 / 180 / 221 / 201 / 189 / 226 / 240 / 181 / 178 / 242 / 210 / 193 /
+    # 168 (held-out 175.6 +- 40.4). The card: 166.1 +- 26.2, published (still under random actions held 10 steps, 180.6).
     "v1_pixels": (["configs/v1_dmc_cartpole_swingup.yaml", "configs/presets/v1_cpu.yaml"],
                   ["replay.prefill_hold=10", "model.actor_entropy=1e-2", "replay.train_ratio=128"], 150),
     # World Models with the cpu preset, seed 0 on a CPU (2026-11-24, bench/zoo.py): training evaluations
