@@ -115,7 +115,7 @@ def load(name: str, device: str = "cpu", base: str | None = None):
 
 def save_weights(agent, path: str) -> str:
     """Write ``agent``'s weights and hyperparameters to ``path`` (safetensors, atomically: a stopped
-    write leaves the old file or none). Returns the file's SHA-256."""
+    write leaves the old file or none), readable as the umask allows. Returns the file's SHA-256."""
     from safetensors.torch import save_file
 
     from lightning_dreamer.files import fsync_dir
@@ -123,6 +123,9 @@ def save_weights(agent, path: str) -> str:
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     save_file({k: v.detach().cpu().contiguous() for k, v in agent.state_dict().items()}, path + ".tmp",
               metadata={"hparams": json.dumps(dict(agent.hparams))})
+    mask = os.umask(0)  # safetensors creates its file 0600; give it the mode any other new file here gets
+    os.umask(mask)
+    os.chmod(path + ".tmp", 0o666 & ~mask)
     os.replace(path + ".tmp", path)
     fsync_dir(os.path.dirname(path) or ".")
     return sha256(path)

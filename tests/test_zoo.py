@@ -34,6 +34,11 @@ def test_an_entry_loads_by_name_with_its_hash_checked(tiny_zoo, capsys):
     base, trained = tiny_zoo
     assert sorted(os.listdir(base)) == ["checkpoints", "zoo"]
     assert os.path.exists(base / "zoo" / "dreamer_v2" / "tiny_point" / "config.yaml")
+    mask = os.umask(0)
+    os.umask(mask)
+    for folder, _, files in os.walk(base):  # the weights too (safetensors makes its files 0600)
+        for f in files:
+            assert os.stat(os.path.join(folder, f)).st_mode & 0o777 == 0o666 & ~mask, f
     agent = ld.zoo.load("dreamer_v2/tiny_point")
     assert not agent.training and agent.run_cfg is None
     for key, value in trained.state_dict().items():
