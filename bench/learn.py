@@ -63,8 +63,9 @@ BENCHMARKS = {
     # Train ratio 128 (2026-12-07), as V1 pixels went: at the preset's 64 the 3 seeds above settled near 200
     # with 4,020 updates in 100k env steps and their models saw little; the paper's DMC setting replays
     # 16 x 50 steps every 5 agent steps (ratio 160). The ratio-64 card (commit 34b4721) stays until the
-    # seeds of the recipe below replace it. Ratio 128's seed 0 (session 27, lost with its machine at 60k) evaluated 68 / 74 / 216 / 332 /
-    # 234 / 209 / 181 / 203 / 190 / 190 / 216 / 228 at 5k-60k: the same plateau near 200 at twice the compute.
+    # seeds of the recipe below replace it. Ratio 128's seed 0 (session 27, lost with its machine at 60k)
+    # evaluated 68 / 74 / 216 / 332 / 234 / 209 / 181 / 203 / 190 / 190 / 216 / 228 at 5k-60k: the same
+    # plateau near 200 at twice the compute.
     # The recipe now (2026-12-07): the preset's ratio 64 again, with the reward loss scaled 10x (paper 1). The level,
     # not the updates, held every seed at ~200: the imagined reward stays at 0.13-0.30 a step whatever the real
     # return and the reward loss is 0.01-0.03 against an image loss of 2-8 (V1 pixels below), so the reward head
