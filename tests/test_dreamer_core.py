@@ -87,6 +87,112 @@ def test_the_agent_builds_from_its_spec_and_config_alone(algo):
         assert torch.equal(value, rebuilt.state_dict()[key])
 
 
+ACTOR_OPTIONS = [  # continuous actions: V1's tanh-Normal, V2's truncated Normal by either gradient
+    ("dreamer_v1", ["model.actor_entropy=0.0"]),
+    ("dreamer_v2", ["model.actor_reinforce=0.0"]),
+    ("dreamer_v2", ["model.actor_reinforce=1.0"]),
+]
+
+
+def actor_pass_inputs(agent, seed=0):
+    """The policy's distribution at 5 x 8 random features, actions drawn from it, random values
+    (6, 8) and trajectory weights (5, 8)."""
+    torch.manual_seed(seed)
+    feats = torch.randn(6, 8, agent.rssm.feat_dim)
+    dist = agent.policy_dist(feats[:-1])
+    return dist, dist.sample(), torch.randn(6, 8), torch.rand(5, 8)
+
+
+def objective(agent, returns, seed=0):
+    """The actor loss and entropy on ``actor_pass_inputs(seed)`` (the same draws for every call)."""
+    dist, actions, value, weight = actor_pass_inputs(agent, seed)
+    torch.manual_seed(seed + 1)  # the tanh-Normal's entropy is a one-sample estimate
+    return agent.actor_objective(dist, actions, returns, value, weight)
+
+
+@pytest.mark.parametrize("algo, overrides", ACTOR_OPTIONS, ids=lambda x: x if isinstance(x, str) else "-".join(x))
+def test_return_normalisation_divides_the_actor_returns_by_their_moving_range(algo, overrides):
+    plain, normed = make_agent(algo, *overrides), make_agent(algo, *overrides, "model.actor_return_norm=true")
+    assert "return_range" not in plain.state_dict() and float(normed.state_dict()["return_range"]) == 0.0
+    normed.load_state_dict(plain.state_dict(), strict=False)
+    big = torch.linspace(0, 1000, 40).reshape(5, 8)  # 5th-95th percentile range: 900
+    spread = float(torch.quantile(big, 0.95) - torch.quantile(big, 0.05))
+    # The first pass divides by 0.01 * spread, the moving average's first value (it starts at 0);
+    # with REINFORCE (V2) the baseline as well: the loss of the plain agent on divided returns and values.
+    first, _ = objective(normed, big)
+    assert float(normed.return_range) == pytest.approx(0.01 * spread)
+    dist, actions, value, weight = actor_pass_inputs(plain)
+    torch.manual_seed(1)
+    torch.testing.assert_close(first, plain.actor_objective(dist, actions, big / (0.01 * spread), value / (0.01 * spread), weight)[0])
+    if algo == "dreamer_v1" or "model.actor_reinforce=0.0" in overrides:  # the value is no baseline there
+        torch.testing.assert_close(first, objective(plain, big / (0.01 * spread))[0])
+    objective(normed, big)
+    assert float(normed.return_range) == pytest.approx(0.01 * spread * (1 + 0.99))
+    small = big / 1e4  # a range below 1 leaves the returns as they are
+    fresh = make_agent(algo, *overrides, "model.actor_return_norm=true")
+    fresh.load_state_dict(plain.state_dict(), strict=False)
+    torch.testing.assert_close(objective(fresh, small)[0], objective(plain, small)[0])
+
+
+@pytest.mark.parametrize("algo, overrides", ACTOR_OPTIONS, ids=lambda x: x if isinstance(x, str) else "-".join(x))
+def test_adaptive_entropy_coefficient_moves_towards_the_target(algo, overrides):
+    plain = make_agent(algo, *overrides)
+    adaptive = make_agent(algo, *overrides, "model.actor_entropy_target=-1.0", "model.actor_entropy=1e-2")
+    assert "log_entropy_scale" not in plain.state_dict()  # off (the papers): the state dict is unchanged
+    adaptive.load_state_dict(plain.state_dict(), strict=False)
+    returns = torch.randn(5, 8)
+    loss, entropy = objective(adaptive, returns)
+    # The first pass uses the starting coefficient: the loss of a fixed bonus of 1e-2 on the same draws ...
+    plain.config.actor_entropy = 1e-2
+    torch.testing.assert_close(loss, objective(plain, returns)[0])
+    # ... and then moves log(coefficient) by lr * (target - mean entropy).
+    expected = torch.log(torch.tensor(1e-2)) + 1e-2 * (-1.0 - entropy.detach().mean())
+    torch.testing.assert_close(adaptive.log_entropy_scale, expected)
+    assert torch.equal(adaptive.update_logs()["actor/entropy_scale"], adaptive.log_entropy_scale.exp())
+    # Its direction: a fresh V1 actor (pre-tanh std 5) is far less random than -1 nats, a fresh V2
+    # actor (std about 1.1 inside [-1, 1]) far more, so the coefficient grows for V1 and decays for V2.
+    for _ in range(50):
+        objective(adaptive, returns)
+    if algo == "dreamer_v1":
+        assert float(entropy.detach().mean()) < -2 and float(adaptive.log_entropy_scale.exp()) > 1e-2 * 1.5
+    else:
+        assert float(entropy.detach().mean()) > 0 and float(adaptive.log_entropy_scale.exp()) < 1e-2 / 1.5
+    # The coefficient stays inside its bounds however far the entropy is from the target.
+    far = make_agent(algo, *overrides, "model.actor_entropy_target=1000.0", "model.actor_entropy_lr=100")
+    objective(far, returns)
+    assert float(far.log_entropy_scale) == 5.0
+    with pytest.raises(Exception, match="actor_entropy_lr"):
+        make_agent(algo, "model.actor_entropy_lr=0")
+
+
+@pytest.mark.parametrize("algo, overrides", ACTOR_OPTIONS, ids=lambda x: x if isinstance(x, str) else "-".join(x))
+def test_the_adaptive_entropy_bonus_pulls_a_saturated_actor_back(algo, overrides):
+    """An actor pushed to the +1 bound with its smallest std: its entropy is under -1.3 nats, so the
+    adaptive coefficient grows, and Adam steps on the actor loss (zero returns: the bonus alone)
+    bring the entropy back above -1.2, off the bound: the bonus's gradient still reaches the
+    saturated tanh and sigmoid. (Adam's steps do not depend on the gradient's scale, so a fixed
+    coefficient would do the last part too; the coefficient matters against the returns' gradient.)"""
+    agent = make_agent(algo, *overrides, "model.actor_entropy_target=-1.0", "model.actor_entropy=1e-2",
+                       "model.actor_entropy_lr=0.1")
+    with torch.no_grad():  # the output layer's bias: a large mean, the smallest std
+        last = agent.actor[-1]
+        last.weight.mul_(0.01)
+        last.bias.copy_(torch.tensor([4.0, -10.0]))
+    start = float(objective(agent, torch.zeros(5, 8))[1].detach().mean())
+    assert start < -1.3
+    optimiser = torch.optim.Adam(agent.actor.parameters(), lr=1e-2)
+    largest = 0.0
+    for step in range(200):
+        optimiser.zero_grad()
+        loss, entropy = objective(agent, torch.zeros(5, 8), seed=step)
+        loss.backward()
+        optimiser.step()
+        largest = max(largest, float(agent.log_entropy_scale.exp()))
+    # The coefficient grew while the actor sat at the bound; the actor left it (and once above the
+    # target the coefficient decays again).
+    assert largest > 1e-2 * 1.5 and float(entropy.detach().mean()) > -1.2
+
+
 def test_total_loss_needs_exactly_the_scaled_terms():
     from lightning_dreamer.losses import total_loss
 

@@ -19,9 +19,10 @@ Time indices of one imagined trajectory (losses/returns.py has the λ-return's o
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import torch
 
@@ -68,6 +69,21 @@ class DreamerConfig:
     lambda_: float = 0.95
     actor_entropy: float = 1e-4
     actor_min_std: float = 0.1
+    # Two actor options that neither paper has (off by default: the papers). actor_return_norm:
+    # DreamerV3's return normalisation; the λ-returns the actor maximises (and, with REINFORCE, its
+    # baseline) are divided by max(1, S), S an exponential moving average (decay 0.99) of their
+    # 5th-95th percentile range, so that the entropy bonus keeps its weight whatever the scale of the
+    # returns. The value network still regresses the raw returns.
+    actor_return_norm: bool = False
+    # An adaptive entropy coefficient (SAC's automatic temperature, Haarnoja et al. 2018). None: the
+    # coefficient is actor_entropy, fixed. A number H*: actor_entropy is where the coefficient starts
+    # (at least 1e-6), and after each actor pass log(coefficient) moves by
+    # actor_entropy_lr * (H* - the mean entropy of the imagined states), so it grows while the policy
+    # is less random than H* and decays while it is more. SAC's choice is H* = -(action dims). For
+    # scale, per action dimension: V1's tanh-Normal saturated at +-1 about -12; V2's truncated Normal
+    # at its 0.1 minimum std -0.88 inside [-1, 1] and -1.57 with its mean at a bound (half a Normal).
+    actor_entropy_target: float | None = None
+    actor_entropy_lr: float = 1e-2
     # --- optimisation: world model and actor learning rates, Adam epsilon, weight decay, norm clipping
     model_lr: float = 3e-4
     actor_lr: float = 8e-5
@@ -79,7 +95,7 @@ class DreamerConfig:
         "deter": ">=1", "hidden": ">=1", "stoch": ">=1", "act": tuple(ACTIVATIONS), "cnn_depth": ">=1",
         "mlp_units": ">=1", "mlp_layers": ">=0", "reward_transform": REWARD_TRANSFORMS, "kl_free": ">=0",
         "loss_scales": ">=0", "horizon": ">=1", "discount": "(0,1]", "lambda_": "[0,1]", "actor_entropy": ">=0",
-        "actor_min_std": ">=0", "model_lr": ">0", "actor_lr": ">0", "adam_eps": ">0", "weight_decay": ">=0",
+        "actor_min_std": ">=0", "actor_entropy_lr": ">0", "model_lr": ">0", "actor_lr": ">0", "adam_eps": ">0", "weight_decay": ">=0",
         "grad_clip": ">=0",
     }
 
@@ -103,6 +119,11 @@ class Dreamer(RLModule):
         self.critic = MLP(feat, 1, m.mlp_units, value_layers, m.act)
         self.loss_scales = loss_scales_for(m.loss_scales, {"kl"} | self.world_model.loss_terms(), LOSS_TERMS)
         self.behaviour_terms = {"actor", self.VALUE_TERM}
+        # Buffers only when the options are on, so that the papers' state dicts stay as they are.
+        if m.actor_return_norm:
+            self.register_buffer("return_range", torch.zeros(()))
+        if m.actor_entropy_target is not None:  # the log of the adaptive coefficient
+            self.register_buffer("log_entropy_scale", torch.tensor(math.log(max(m.actor_entropy, 1e-6))))
 
     def make_latent(self):
         raise NotImplementedError
@@ -207,6 +228,31 @@ class Dreamer(RLModule):
         ``dist`` at s0..s(H-1) on stop-gradient features (``imagine``'s third output)."""
         raise NotImplementedError
 
+    def entropy_coefficient(self, entropy: torch.Tensor) -> float | torch.Tensor:
+        """The entropy bonus's coefficient for this actor pass: ``model.actor_entropy``, or with
+        ``model.actor_entropy_target`` the adaptive one, which this pass's entropy then updates (a
+        gradient step on SAC's temperature loss, in log space, bounded to [e^-15, e^5])."""
+        m = self.config
+        if m.actor_entropy_target is None:
+            return m.actor_entropy
+        log_scale = cast(torch.Tensor, self.log_entropy_scale)
+        scale = log_scale.exp()  # a new tensor: the in-place update below leaves it as it is
+        log_scale.add_(m.actor_entropy_lr * (m.actor_entropy_target - entropy.detach().float().mean())).clamp_(-15.0, 5.0)
+        return scale
+
+    def normalised_returns(self, returns: torch.Tensor, baseline: torch.Tensor | None = None):
+        """(returns, baseline) for the actor, divided by max(1, S) with ``model.actor_return_norm``
+        (S: the moving average of the returns' 5th-95th percentile range, updated here; DreamerV3's
+        ``Moments``, decay 0.99, starting from 0), as they are otherwise."""
+        if not self.config.actor_return_norm:
+            return returns, baseline
+        flat = returns.detach().float().flatten()
+        spread = torch.quantile(flat, 0.95) - torch.quantile(flat, 0.05)
+        moving = cast(torch.Tensor, self.return_range)
+        moving.mul_(0.99).add_(0.01 * spread)
+        scale = moving.clamp(min=1.0)
+        return returns / scale, (None if baseline is None else baseline / scale)
+
     def behaviour_losses(self, post, is_terminal):
         """The actor and value losses on trajectories imagined from every posterior state, and metrics.
 
@@ -272,6 +318,8 @@ class Dreamer(RLModule):
 
     def update_logs(self) -> dict[str, Any]:
         """Scalars of this algorithm to log with every update's losses."""
+        if self.config.actor_entropy_target is not None:
+            return {"actor/entropy_scale": cast(torch.Tensor, self.log_entropy_scale).exp()}
         return {}
 
     def training_step(self, batch, batch_idx):

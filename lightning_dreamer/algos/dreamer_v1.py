@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import ClassVar, cast
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -66,19 +66,8 @@ class DreamerV1Config(DreamerConfig):
     # tanh-Normal entropy includes log(1 - tanh(x)^2), so a small bonus keeps the actor off the
     # saturated +-1 actions where tanh passes almost no gradient.
     actor_entropy: float = 0.0
-    # DreamerV3's return normalisation for the actor (not in V1): the λ-returns the actor maximises
-    # are divided by max(1, S), S an exponential moving average (decay 0.99) of their 5th-95th
-    # percentile range, so that the entropy bonus keeps its weight whatever the scale of the returns.
-    # The value network still regresses the raw returns.
-    actor_return_norm: bool = False
-    # An adaptive entropy coefficient (SAC's automatic temperature, Haarnoja et al. 2018; not in V1).
-    # None: the coefficient is actor_entropy, fixed. A number H*: actor_entropy is where the
-    # coefficient starts, and after each actor pass log(coefficient) moves by
-    # actor_entropy_lr * (H* - the mean entropy of the imagined states), so it grows while the
-    # policy is less random than H* (a saturated, near-deterministic actor: about -12 per action
-    # dimension) and decays while it is more. SAC's choice is H* = -(action dims).
-    actor_entropy_target: float | None = None
-    actor_entropy_lr: float = 1e-2
+    # model.actor_return_norm and model.actor_entropy_target (the Dreamer core's; not in V1) keep that
+    # bonus's weight whatever the returns' scale, and make its coefficient adaptive.
     # Exploration while collecting: additive Gaussian noise (continuous) or the probability of a
     # uniformly random action (discrete). amount * 0.5 ** (env_steps / expl_decay) if expl_decay > 0,
     # never below expl_min.
@@ -95,7 +84,6 @@ class DreamerV1Config(DreamerConfig):
         **DreamerConfig.LIMITS, "latent_min_std": ">=0", "cnn_act": tuple(ACTIVATIONS), "reward_layers": ">=0",
         "discount_layers": ">=0", "value_layers": ">=0", "actor_layers": ">=0", "actor_init_std": ">0",
         "actor_mean_scale": ">0", "eval_action": ("mode", "median"), "expl_amount": ">=0", "expl_decay": ">=0", "expl_min": ">=0", "value_lr": ">0",
-        "actor_entropy_lr": ">0",
     }
 
 
@@ -121,11 +109,6 @@ class DreamerV1(Dreamer):
     def build(self) -> None:
         super().build()
         self._raw_init_std = math.log(math.expm1(self.config.actor_init_std))
-        if self.config.actor_return_norm:  # a buffer only then: the paper's state dict is unchanged
-            self.register_buffer("return_range", torch.zeros(()))
-        if self.config.actor_entropy_target is not None:  # the log of the adaptive coefficient, likewise
-            start = max(self.config.actor_entropy, 1e-6)
-            self.register_buffer("log_entropy_scale", torch.tensor(math.log(start)))
 
     def optimizer(self, params, lr: float) -> torch.optim.Optimizer:
         return torch.optim.Adam(params, lr=lr, eps=self.config.adam_eps, weight_decay=self.config.weight_decay,
@@ -169,35 +152,12 @@ class DreamerV1(Dreamer):
     def actor_objective(self, dist, actions, returns, value, weight):
         """``-E[w_t R_t]``, its gradient through the imagined dynamics, reward and value alone."""
         m = self.config
-        adaptive = m.actor_entropy_target is not None
-        with torch.set_grad_enabled(m.actor_entropy != 0 or adaptive):  # otherwise only logged
+        with torch.set_grad_enabled(m.actor_entropy != 0 or m.actor_entropy_target is not None):  # otherwise only logged
             entropy = dist.entropy()
-        if m.actor_return_norm:
-            returns = returns / self.return_scale(returns)
-        scale = self.entropy_scale(entropy) if adaptive else m.actor_entropy
-        loss = actor_loss(None, entropy, returns, None, weight, reinforce=0.0, entropy_scale=scale).mean()
+        returns, _ = self.normalised_returns(returns)
+        loss = actor_loss(None, entropy, returns, None, weight, reinforce=0.0,
+                          entropy_scale=self.entropy_coefficient(entropy)).mean()
         return loss, entropy
 
-    def entropy_scale(self, entropy: torch.Tensor) -> torch.Tensor:
-        """The adaptive entropy coefficient for this pass, then its update from this pass's
-        entropy (a gradient step on SAC's temperature loss, in log space, bounded to [e^-15, e^5])."""
-        log_scale = cast(torch.Tensor, self.log_entropy_scale)
-        scale = log_scale.exp()  # a new tensor: the in-place update below leaves it as it is
-        step = self.config.actor_entropy_lr * (cast(float, self.config.actor_entropy_target) - entropy.detach().float().mean())
-        log_scale.add_(step).clamp_(-15.0, 5.0)
-        return scale
-
-    def return_scale(self, returns: torch.Tensor) -> torch.Tensor:
-        """max(1, S): S the moving average of the returns' 5th-95th percentile range, updated here
-        (DreamerV3's ``Moments``, decay 0.99, starting from 0)."""
-        flat = returns.detach().float().flatten()
-        spread = torch.quantile(flat, 0.95) - torch.quantile(flat, 0.05)
-        moving = cast(torch.Tensor, self.return_range)
-        moving.mul_(0.99).add_(0.01 * spread)
-        return moving.clamp(min=1.0)
-
     def update_logs(self):
-        logs = {"expl/amount": self.exploration_amount()}
-        if self.config.actor_entropy_target is not None:
-            logs["actor/entropy_scale"] = cast(torch.Tensor, self.log_entropy_scale).exp()
-        return logs
+        return {"expl/amount": self.exploration_amount(), **super().update_logs()}

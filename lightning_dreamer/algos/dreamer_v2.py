@@ -87,10 +87,12 @@ class DreamerV2(Dreamer):
         return self.target_critic(feats)
 
     def actor_objective(self, dist, actions, returns, value, weight):
-        """rho * REINFORCE (baseline: the target critic) + (1 - rho) * dynamics backprop + entropy."""
+        """rho * REINFORCE (baseline: the target critic) + (1 - rho) * dynamics backprop + entropy
+        (model.actor_return_norm and model.actor_entropy_target, not in V2, as the core says)."""
         entropy = dist.entropy()
-        loss = actor_loss(dist.log_prob(actions.detach()), entropy, returns, value[:-1], weight,
-                          self.reinforce, self.config.actor_entropy).mean()
+        returns, baseline = self.normalised_returns(returns, value[:-1])
+        loss = actor_loss(dist.log_prob(actions.detach()), entropy, returns, baseline, weight,
+                          self.reinforce, self.entropy_coefficient(entropy)).mean()
         return loss, entropy
 
     def after_update(self) -> None:
