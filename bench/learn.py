@@ -62,8 +62,8 @@ BENCHMARKS = {
     # dimension by leave-one-episode-out); the run of depth 16 beside it was stopped to free the core.
     # Train ratio 128 (2026-12-07), as V1 pixels went: at the preset's 64 the 3 seeds above settled near 200
     # with 4,020 updates in 100k env steps and their models saw little; the paper's DMC setting replays
-    # 16 x 50 steps every 5 agent steps (ratio 160). The ratio-64 card (commit 34b4721) stays until the
-    # seeds of the recipe below replace it. Ratio 128's seed 0 (session 27, lost with its machine at 60k)
+    # 16 x 50 steps every 5 agent steps (ratio 160). The ratio-64 card is in git history (commit
+    # 34b4721); the recipe below replaced it. Ratio 128's seed 0 (session 27, lost with its machine at 60k)
     # evaluated 68 / 74 / 216 / 332 / 234 / 209 / 181 / 203 / 190 / 190 / 216 / 228 at 5k-60k: the same
     # plateau near 200 at twice the compute.
     # The recipe now (2026-12-07): the preset's ratio 64 again, with the reward loss scaled 10x (paper 1). The level,
@@ -71,17 +71,24 @@ BENCHMARKS = {
     # return and the reward loss is 0.01-0.03 against an image loss of 2-8 (V1 pixels below), so the reward head
     # barely shapes the latent; 400 updates with the reward scaled 10x had moved a pixel model's predicted swing-up
     # sum from 156 to 383 (real ~700), against 188 at 1x. The control: the ratio-64 card's three seeds above.
-    # Seeds 0 and 1 (bench/zoo.py at commit a65dc9b, one core each of a 2-core AVX-512 BF16 EPYC, bf16-mixed, to
-    # ~64k env steps; seed 0 then alone at run.threads=2, ~300 s per 5k env steps), evaluations (5 episodes) at
-    # 5k-100k: seed 0: 172 / 74 / 74 / 74 / 210 / 197 / 134 / 190 / 143 / 280 / 297 / 310 / 209 / 209 / 200 / 209 /
-    # 246 / 253 / 224 / 270 (held-out 267.2 +- 38.4, against 184.4-191.4 for the card's seeds); seed 1: 75 / 136 /
-    # 75 / 74 / 75 / 75 / 75 / 74 / 159 / 166 / 6 / 29 to 60k (it left the wall at 45k and fell under it at 55k;
-    # stopped at 64k and resumed). Both logged the actor's entropy on imagined states at -1.57 from ~11k env steps
-    # on: a truncated normal at its 0.1 minimum std with its mean at a bound (half a normal, -0.88 - ln 2), so in
-    # imagination the actor is bang-bang, where tanh passes almost no gradient. On real states (one episode each,
-    # deterministic action) seed 0 at ~45k had |action| > 0.95 on 20 % of steps, the published V1 pixel agent on
-    # 71 %, the V2 state agent (a 623 swing-up) on 6 %. If the seeds stay under 300, a next candidate is to keep the
-    # actor off the bounds (the entropy scale, or V1's model.actor_entropy_target, which V2 lacks).
+    # Its seeds (bench/zoo.py at commit a65dc9b, one core each of a 2-core AVX-512 BF16 EPYC, bf16-mixed, then alone
+    # at run.threads=2 for the last ~35-45k env steps, ~300 s per 5k env steps; 4,020 updates each), evaluations
+    # (5 episodes) at 5k-100k: seed 0: 172 / 74 / 74 / 74 / 210 / 197 / 134 / 190 / 143 / 280 / 297 / 310 / 209 / 209 /
+    # 200 / 209 / 246 / 253 / 224 / 270; seed 1: 75 / 136 / 75 / 74 / 75 / 75 / 75 / 74 / 159 / 166 / 6 / 29 / 188 / 171 /
+    # 185 / 191 / 216 / 224 / 209 / 214; seed 2: 76 / 72 / 188 / 178 / 201 / 230 / 134 / 191 / 199 / 135 / 203 / 227 /
+    # 251 / 205 / 237 / 223 / 229 / 22 / 71 / 232. Held-out 267.2 +- 38.4, 217.3 +- 12.2, 234.6 +- 10.0: the card,
+    # 239.7 +- 25.4 (the reward scale of 1 above: 187.3 +- 3.6), every seed above 150, the mean under 300. Two seeds fell
+    # under the wall's 75 for 5-10k env steps (seed 1 at 55-60k, seed 2 at 90-95k) and came back. The actor's logged
+    # entropy on imagined states from 20k env steps on (median, range of 64 logs): seed 1 -1.56 (-1.58 to -1.37), seed 0
+    # -1.45 (-1.49 to -1.20, and twice above -1), seed 2 -1.32 (-1.52 to -1.13). -1.57 is a truncated normal at its 0.1
+    # minimum std with its mean at a bound (half a normal, -0.88 - ln 2): in imagination the actor is bang-bang or nearly,
+    # where tanh and the std's sigmoid pass almost no gradient. On real states (one episode each, deterministic action)
+    # seed 0 at ~45k had |action| > 0.95 on 20 % of steps, the published V1 pixel agent on 71 %, the V2 state agent (a 623
+    # swing-up) on 6 %. Seed 1 left the wall at 42k just as its entropy rose to -1.37 for a while. A 5,000-step
+    # held-random prefill (paper 1,000) with 500 pretraining updates (paper 100) does not stop it: the actor saturated
+    # within the pretraining (seed 3, 2026-12-07: entropy 0.46 at update 100, -0.71 at 150, -1.28 at 200, -1.57 from 450
+    # on; 72-75 at 11k-15k env steps; stopped there). Next on trial: the core's adaptive entropy coefficient
+    # (model.actor_entropy_target) to hold the actor off its bounds.
     "v2_pixels": (["configs/v2_dmc_cartpole_swingup.yaml", "configs/presets/cpu.yaml"],
                   ["replay.prefill_hold=10", "model.critic_lr=3e-4", "model.loss_scales.reward=10"], 200),
     # Departures from the V1 paper. Both: random prefill actions held 10 agent steps, and an actor
