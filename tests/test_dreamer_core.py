@@ -21,7 +21,12 @@ CASES = [  # (algorithm, overrides): continuous and discrete actions, and V2's t
 ]
 
 
-@pytest.mark.parametrize("algo, overrides", CASES, ids=lambda x: x if isinstance(x, str) else "-".join(x))
+def case_id(part):
+    """A test id from a case's algorithm and overrides."""
+    return part if isinstance(part, str) else "-".join(part)
+
+
+@pytest.mark.parametrize("algo, overrides", CASES, ids=case_id)
 def test_actor_gradient_reaches_the_actor_not_the_world_model_or_value(algo, overrides):
     agent = make_agent(algo, *overrides, *DISCOUNT)
     batch = fake_batch(agent)
@@ -40,7 +45,7 @@ def test_actor_gradient_reaches_the_actor_not_the_world_model_or_value(algo, ove
     assert all(p.grad is None for p in agent.world_model.parameters())
 
 
-@pytest.mark.parametrize("algo, overrides", CASES, ids=lambda x: x if isinstance(x, str) else "-".join(x))
+@pytest.mark.parametrize("algo, overrides", CASES, ids=case_id)
 def test_actor_loss_reuses_the_imagination_pass_and_changes_no_number(algo, overrides):
     """The actor's loss takes the policy's distribution from the pass that chose the imagined
     actions; its loss, entropy and gradients equal those of a second actor pass over the stop-
@@ -110,7 +115,7 @@ def objective(agent, returns, seed=0):
     return agent.actor_objective(dist, actions, returns, value, weight)
 
 
-@pytest.mark.parametrize("algo, overrides", ACTOR_OPTIONS, ids=lambda x: x if isinstance(x, str) else "-".join(x))
+@pytest.mark.parametrize("algo, overrides", ACTOR_OPTIONS, ids=case_id)
 def test_return_normalisation_divides_the_actor_returns_by_their_moving_range(algo, overrides):
     plain, normed = make_agent(algo, *overrides), make_agent(algo, *overrides, "model.actor_return_norm=true")
     assert "return_range" not in plain.state_dict() and float(normed.state_dict()["return_range"]) == 0.0
@@ -134,7 +139,7 @@ def test_return_normalisation_divides_the_actor_returns_by_their_moving_range(al
     torch.testing.assert_close(objective(fresh, small)[0], objective(plain, small)[0])
 
 
-@pytest.mark.parametrize("algo, overrides", ACTOR_OPTIONS, ids=lambda x: x if isinstance(x, str) else "-".join(x))
+@pytest.mark.parametrize("algo, overrides", ACTOR_OPTIONS, ids=case_id)
 def test_adaptive_entropy_coefficient_moves_towards_the_target(algo, overrides):
     plain = make_agent(algo, *overrides)
     adaptive = make_agent(algo, *overrides, "model.actor_entropy_target=-1.0", "model.actor_entropy=1e-2")
@@ -165,7 +170,7 @@ def test_adaptive_entropy_coefficient_moves_towards_the_target(algo, overrides):
         make_agent(algo, "model.actor_entropy_lr=0")
 
 
-@pytest.mark.parametrize("algo, overrides", ACTOR_OPTIONS, ids=lambda x: x if isinstance(x, str) else "-".join(x))
+@pytest.mark.parametrize("algo, overrides", ACTOR_OPTIONS, ids=case_id)
 def test_the_adaptive_entropy_bonus_pulls_a_saturated_actor_back(algo, overrides):
     """An actor pushed to the +1 bound with its smallest std: its entropy is under -1.3 nats, so the
     adaptive coefficient grows, and Adam steps on the actor loss (zero returns: the bonus alone)
