@@ -86,3 +86,18 @@ def test_batched_dream_rollouts_equal_separate_rollouts(discrete):
     # and the seeds matter
     other = dream_rollouts(m, controller, params, z0, seeds + 1000, horizon=30, tau=1.2, chunk=7)
     assert not torch.allclose(batched, other)
+
+
+def test_dream_rollouts_run_in_float32_under_bf16_autocast():
+    # The Trainer's bf16-mixed wraps the controller stage in autocast; the dream must not follow it.
+    torch.manual_seed(0)
+    m = MDNRNN(z_dim=4, action_dim=2, hidden=16, mixtures=3)
+    controller = LinearController(4 + 16, 2)
+    params, z0 = torch.randn(3, controller.num_params), torch.randn(3, 2, 4).bfloat16()  # V's z under autocast
+    seeds = torch.arange(6).reshape(3, 2)
+    plain = dream_rollouts(m, controller, params, z0.float(), seeds, horizon=40, use_done=False)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        mixed = dream_rollouts(m, controller, params, z0, seeds, horizon=40, use_done=False)
+        assert m.mdn(torch.zeros(1, 16)).dtype == torch.bfloat16  # autocast is on out here
+    assert mixed.dtype == torch.float32
+    torch.testing.assert_close(mixed, plain, rtol=0, atol=0)

@@ -46,13 +46,26 @@ def dream_rollouts(mdnrnn: MDNRNN, controller: LinearController, params: torch.T
     At each step: ``a_t = C([z_t, h_t])``; ``h_{t+1} = LSTM([z_t, a_t], h_t)``; the reward and the
     episode end are predicted from ``h_{t+1}`` and ``z_{t+1}`` is sampled with temperature ``tau``.
     A rollout stops earning reward once it ends (``use_done``).
+
+    The dream runs in float32 whatever autocast is on (the Trainer's bf16-mixed wraps the controller
+    stage in it): under bf16 autocast M's gates, its mixture and C's action are rounded at every step
+    of a rollout of hundreds, and the rounding carries on through the LSTM state. The controllers the
+    search finds are played in float32 (the collection and the evaluation run outside autocast), so
+    they are now also found in float32. bench/learn.py's wm_pixels note has what that changed.
     """
+    with torch.autocast(z0.device.type, enabled=False):
+        return _rollouts(mdnrnn, controller, params, z0, seeds, horizon, tau, use_done, chunk)
+
+
+def _rollouts(mdnrnn: MDNRNN, controller: LinearController, params: torch.Tensor, z0: torch.Tensor,
+              seeds: torch.Tensor, horizon: int, tau: float, use_done: bool, chunk: int) -> torch.Tensor:
     pop, reps, z_dim = z0.shape
     n = pop * reps
     device = z0.device
     generators = [torch.Generator().manual_seed(int(s)) for s in seeds.reshape(-1).tolist()]
     state = mdnrnn.initial(n, device)
     z = z0.reshape(n, z_dim).float()
+    params = params.float()
     alive = torch.ones(n, device=device)
     total = torch.zeros(n, device=device)
     for start in range(0, horizon, chunk):
