@@ -153,6 +153,31 @@ def test_kill_9_inside_cma_es_then_resume(tmp_path):
     assert all(float(r["cma/best"]) >= saved["stage_best"] for r in after)
 
 
+@pytest.mark.parametrize("restart", [False, True])
+def test_a_later_controller_stage_restarts_the_search_only_when_asked(restart):
+    """model.restart_search: a later iteration's controller stage starts CMA-ES afresh (zero mean,
+    sigma0, no generations) rather than going on with the last iteration's distribution."""
+    import numpy as np
+
+    agent = build_agent(load_config([TINY_WM], [f"model.restart_search={restart}"]))
+    agent.print = lambda *args, **kwargs: None  # the stage line; no Trainer here
+    first = agent.search
+    for _ in range(3):  # the first controller stage: three generations move the search off zero
+        candidates = first.ask()
+        first.tell(candidates, [float(np.sum((np.asarray(x) - 1.0) ** 2)) for x in candidates])
+    agent.iteration, agent.stage = 0, "mdn"
+    agent._next_stage()
+    assert agent.stage == "controller" and agent.search is first  # iteration 0 keeps the search attach_run made
+    agent.iteration, agent.stage = 1, "mdn"
+    agent._next_stage()
+    assert agent.stage == "controller"
+    if restart:
+        assert agent.search is not first and agent.search.countiter == 0 and agent.search.sigma == agent.config.sigma0
+        assert not np.any(agent.search.mean) and agent.search.opts["seed"] != first.opts["seed"]
+    else:
+        assert agent.search is first and agent.search.countiter == 3
+
+
 def test_acting_mdn_losses_and_dream_video():
     cfg = load_config([TINY_WM], [])
     agent = build_agent(cfg)

@@ -78,6 +78,9 @@ class WorldModelsConfig:
     rollouts: int = 16
     sigma0: float = 0.1
     generations: int = 100
+    # Start each iteration's controller search afresh (CMA-ES from zero at sigma0) instead of going on
+    # with the distribution the last iteration's search left: each iteration's M is a new objective.
+    restart_search: bool = False
     # Environments stepped together (worker processes) when C is trained in the real env.
     env_workers: int = 2
     # Sampling temperature of M in the dream (paper: 1.0 CarRacing, 1.15 Doom) and in videos.
@@ -140,8 +143,14 @@ class WorldModels(RLModule):
         super().attach_run(cfg)
         m, run = self.config, self.run_config
         self.horizon = m.dream_horizon or run.env.time_limit or 1000
-        self.es = cma.CMAEvolutionStrategy(np.zeros(self.controller.num_params), m.sigma0,
-                                           {"popsize": m.population, "seed": run.run.seed + 1, "verbose": -9})
+        self.es = self.new_search(0)
+
+    def new_search(self, iteration: int) -> cma.CMAEvolutionStrategy:
+        """A CMA-ES search from zero at ``sigma0``, seeded by the run's seed and the iteration."""
+        m = self.config
+        seed = self.run_config.run.seed + 1 + 100_003 * iteration
+        return cma.CMAEvolutionStrategy(np.zeros(self.controller.num_params), m.sigma0,
+                                        {"popsize": m.population, "seed": seed, "verbose": -9})
 
     def configure_optimizers(self):
         m = self.config
@@ -168,6 +177,8 @@ class WorldModels(RLModule):
             self.stage = "collect"
         else:
             self.stage = STAGES[STAGES.index(self.stage) + 1]
+            if self.stage == "controller" and self.iteration > 0 and self.config.restart_search:
+                self.es = self.new_search(self.iteration)
         self.stage_step = 0
         self.stage_best = float("-inf")
         if not self.finished:
