@@ -12,6 +12,10 @@ from resets of the environment on seeds no run uses.
 
     python bench/wm_dream_search.py CKPT --references --more-m-updates 3000 --replay runs/wm
 
+CKPT may also be a zoo seed record, ``zoo/world_models/<benchmark>/seeds/seed<S>.json``: its agent comes from
+the ``.safetensors`` beside it (which must have the record's SHA-256; git history keeps the weights of
+unpublished seeds) and its run config from the record.
+
 ``--references`` first prints, for fixed controllers (the checkpoint's own C, no force, full force
 either way), their dream fitness over all the search's start frames beside their real return:
 does the dream rank controllers the way the real environment does? ``--more-m-updates N`` trains M
@@ -138,8 +142,34 @@ def train_m(agent, ckpt: dict, replay_cfg, run_dir: str, updates: int, seed: int
             f"{time.perf_counter() - started:.0f} s); mean losses {mean}")
 
 
+def read_source(path: str) -> tuple[dict, object]:
+    """A checkpoint, or a zoo seed record (``.json``) with its weights beside it: (a checkpoint-like dict with
+    the run config and counters, the agent in eval mode)."""
+    import json
+
+    from lightning_dreamer import zoo
+    from lightning_dreamer.checkpoint import agent_from_checkpoint, read_checkpoint
+    from lightning_dreamer.errors import UserError
+
+    if not path.endswith(".json"):
+        ckpt = read_checkpoint(path)
+        return ckpt, agent_from_checkpoint(ckpt)
+    try:
+        record = json.load(open(path))
+        config, digest = record["config"], record["sha256"]
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise UserError(f"{path} is not a zoo seed record (json with config and sha256): {err}") from None
+    weights = path[: -len(".json")] + ".safetensors"
+    if not os.path.isfile(weights) or zoo.sha256(weights) != digest:
+        raise UserError(f"{weights} is missing or lacks the record's SHA-256 {digest[:16]}...; restore it from git history "
+                        f"(`git log -- {weights}`)")
+    repeat = config["env"].get("action_repeat", 1)
+    ckpt = {"run_config": config, "lightning_dreamer": {"policy_steps": record.get("env_steps", 0) // repeat}}
+    return ckpt, zoo.agent_from_weights(weights, config["algo"])
+
+
 def main() -> int:
-    from lightning_dreamer.checkpoint import agent_from_checkpoint, env_steps_of, read_checkpoint, run_config_of
+    from lightning_dreamer.checkpoint import env_steps_of, run_config_of
     from lightning_dreamer.errors import UserError
     from lightning_dreamer.loading import config_from_dict
 
@@ -164,11 +194,10 @@ def main() -> int:
               "--population >= 2, --more-m-updates >= 0", file=sys.stderr)
         return 2
     try:
-        ckpt = read_checkpoint(args.checkpoint)
+        ckpt, agent = read_source(args.checkpoint)
         config = run_config_of(ckpt)
         if config["algo"] != "world_models":
             raise UserError(f"{args.checkpoint} is a {config['algo']} checkpoint; this searches World Models' controller")
-        agent = agent_from_checkpoint(ckpt)
         m = agent.config
         generations, population = args.generations or m.generations, args.population or m.population
         rollouts = args.rollouts or m.rollouts

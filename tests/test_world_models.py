@@ -105,6 +105,26 @@ def test_dream_search_script_on_a_checkpoint(tmp_path):
     bad = subprocess.run(script + ["--more-m-updates", "2", "--replay", str(tmp_path / "elsewhere")],
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "no saved replay" in bad.stderr
+    # A zoo seed record (bench/zoo.py's seeds/seed<S>.json) names the same agent, its weights beside it.
+    import json
+
+    from lightning_dreamer import zoo
+    from lightning_dreamer.checkpoint import run_config_of
+
+    record = tmp_path / "seeds" / "seed0.json"
+    digest = zoo.save_weights(agent_from_checkpoint(ckpt_dict), str(record.with_suffix(".safetensors")))
+    record.write_text(json.dumps({"seed": 0, "sha256": digest, "env_steps": 160, "config": run_config_of(ckpt_dict)}))
+    script[2] = str(record)
+    out = subprocess.run(script + ["--generations", "1", "--episodes", "1", "--horizon", "5"], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "160 env steps" in out.stdout and re.search(r"\| 1 \| -?[\d.]+ / -?[\d.]+ \| -?[\d.]+ ± [\d.]+ \|", out.stdout), out.stdout
+    with open(record.with_suffix(".safetensors"), "r+b") as f:  # one byte changed: refused, one line
+        f.seek(100)
+        byte = f.read(1)
+        f.seek(100)
+        f.write(bytes([byte[0] ^ 1]))
+    bad = subprocess.run(script, capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "SHA-256" in bad.stderr
 
 
 @pytest.mark.slow
