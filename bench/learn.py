@@ -283,9 +283,9 @@ BENCHMARKS = {
     # precision auto, 1.8 h each): 208.4 +- 11.6, 172.4 +- 29.4, 188.1 +- 13.2 on the zoo's protocol, mean 189.6
     # +- 18.1 (the recipe before: 182.6), still under the floor of 200. Training evaluations (5 episodes) after
     # each controller stage, iterations 0-4: seed 0 75.0 (the wall exploit) / 163.8 / 184.9 / 253.4 / 217.9;
-    # seed 1 141.7 / 200.4 / 197.3 / 199.5 / 171.5; seed 2 119.9 / 179.9 / 198.8 / 170.2 / 180.5. From iteration 1
-    # on, the score moves by 2-69 from one iteration to the next, either way: as much as the gain over random held actions
-    # (180.6), and the last iteration's C is not the best one in any seed.
+    # seed 1 141.7 / 200.4 / 197.3 / 199.5 / 171.5; seed 2 119.9 / 179.9 / 198.8 / 170.2 / 180.5. From
+    # iteration 1 on, the score moves by 2-69 from one iteration to the next, either way: as much as the gain
+    # over random held actions (180.6); and the last iteration's C is not the best one in any seed.
     "wm_pixels": (["configs/wm_dmc_cartpole_swingup.yaml", "configs/presets/wm_cpu.yaml"], [], 200),
     "wm_carracing": (["configs/wm_carracing.yaml", "configs/presets/wm_cpu.yaml"], [], None),  # report score and time
 }
