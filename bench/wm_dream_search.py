@@ -155,7 +155,8 @@ def read_source(path: str) -> tuple[dict, object]:
         ckpt = read_checkpoint(path)
         return ckpt, agent_from_checkpoint(ckpt)
     try:
-        record = json.load(open(path))
+        with open(path) as f:
+            record = json.load(f)
         config, digest = record["config"], record["sha256"]
     except (OSError, ValueError, KeyError, TypeError) as err:
         raise UserError(f"{path} is not a zoo seed record (json with config and sha256): {err}") from None
